@@ -1,0 +1,90 @@
+#include "bench.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/storage.h"
+
+namespace bench {
+
+double time_median(const std::function<void()>& fn, int repeats) {
+  fn();
+  std::vector<double> t;
+  for (int i = 0; i < repeats; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+double Bench::triad_gbs() {
+  if (triad_ > 0) return triad_;
+  // a = b + s*c over three 96 MB float arrays, threads over fixed blocks like rotor's kernels.
+  const int64_t n = int64_t(24) << 20;
+  auto sa = rotor::Storage::allocate(size_t(n) * 4), sb = rotor::Storage::allocate(size_t(n) * 4),
+       sc = rotor::Storage::allocate(size_t(n) * 4);
+  float* a = static_cast<float*>(sa->data());
+  float* b = static_cast<float*>(sb->data());
+  float* c = static_cast<float*>(sc->data());
+  rotor::parallel_for(n, rotor::kParallelGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) a[i] = 0.f, b[i] = 1.f, c[i] = 2.f;
+  });
+  const float s = 3.f;
+  double sec = time_median([&] {
+    rotor::parallel_for(n, rotor::kParallelGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) a[i] = b[i] + s * c[i];
+    });
+  }, 7);
+  triad_ = 3.0 * double(n) * 4 / sec / 1e9;
+  report("triad", triad_, "GB/s");
+  return triad_;
+}
+
+double Bench::sgemm_gflops(int n) {
+  for (auto& [size, g] : sgemm_)
+    if (size == n) return g;
+  std::vector<float> a(size_t(n) * n, 0.5f), b(size_t(n) * n, 0.25f), c(size_t(n) * n);
+  double sec = time_median([&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f,
+                c.data(), n);
+  }, n <= 512 ? 21 : 7);
+  double g = 2.0 * n * n * n / sec / 1e9;
+  sgemm_.push_back({n, g});
+  report("sgemm_" + std::to_string(n), g, "GFLOP/s");
+  return g;
+}
+
+void Bench::report(const std::string& name, double value, const std::string& unit, const std::string& ratio_of) {
+  if (json_) {
+    std::printf("{\"name\": \"%s\", \"value\": %.6g, \"unit\": \"%s\"", name.c_str(), value, unit.c_str());
+    if (!ratio_of.empty()) std::printf(", \"ratio_of\": \"%s\"", ratio_of.c_str());
+    std::printf("}\n");
+  } else if (!ratio_of.empty()) {
+    std::printf("%-40s %10.3f  (of %s)\n", name.c_str(), value, ratio_of.c_str());
+  } else {
+    std::printf("%-40s %10.3f  %s\n", name.c_str(), value, unit.c_str());
+  }
+  std::fflush(stdout);
+}
+
+void Bench::report_bandwidth(const std::string& name, double bytes, double seconds) {
+  double gbs = bytes / seconds / 1e9;
+  double ref = triad_gbs();
+  report(name, gbs, "GB/s");
+  report(name + "_vs_triad", gbs / ref, "ratio", "triad");
+}
+
+void Bench::report_gflops(const std::string& name, double flops, double seconds, int sgemm_n) {
+  double g = flops / seconds / 1e9;
+  double ref = sgemm_gflops(sgemm_n);
+  report(name, g, "GFLOP/s");
+  report(name + "_vs_sgemm", g / ref, "ratio", "sgemm");
+}
+
+}  // namespace bench
