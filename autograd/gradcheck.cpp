@@ -86,14 +86,28 @@ std::string GradcheckReport::summary() const {
 }
 
 GradcheckReport gradcheck(const TensorFn& fn, const TensorList& inputs_in, const GradcheckOptions& o) {
-  TensorList inputs;
+  return gradcheck(fn, inputs_in, {}, o);
+}
+
+GradcheckReport gradcheck(const TensorFn& fn, const TensorList& inputs_in, const TensorList& parameters,
+                          const GradcheckOptions& o) {
+  // `inputs` holds every leaf that is perturbed: private copies of the inputs, then the
+  // parameters themselves. fn only ever sees the input copies.
+  TensorList inputs, fn_inputs;
   int64_t total_in = 0;
   for (const Tensor& t : inputs_in) {
     ROTOR_CHECK(t.defined() && t.dtype() == DType::Float64, "gradcheck", "inputs must be float64 tensors");
     inputs.push_back(private_leaf(t));
     total_in += t.numel();
   }
-  TensorList outs = evaluate(fn, inputs);
+  fn_inputs = inputs;
+  for (const Tensor& p : parameters) {
+    ROTOR_CHECK(p.defined() && p.dtype() == DType::Float64 && p.requires_grad() && p.is_leaf(), "gradcheck",
+                "parameters must be float64 leaves that require grad");
+    inputs.push_back(p);
+    total_in += p.numel();
+  }
+  TensorList outs = evaluate(fn, fn_inputs);
   int64_t total_out = 0;
   for (const Tensor& t : outs) {
     ROTOR_CHECK(t.defined() && t.dtype() == DType::Float64, "gradcheck", "outputs must be float64 tensors");
@@ -107,7 +121,7 @@ GradcheckReport gradcheck(const TensorFn& fn, const TensorList& inputs_in, const
   // Analytical gradient of <outputs, w> with respect to every input.
   auto analytic = [&](const std::vector<std::vector<double>>& w) {
     for (Tensor& t : inputs) t.zero_grad();
-    TensorList out = fn(inputs), roots, grads;
+    TensorList out = fn(fn_inputs), roots, grads;
     for (size_t k = 0; k < out.size(); ++k) {
       if (!out[k].requires_grad()) continue;  // an output independent of the inputs
       roots.push_back(out[k]);
@@ -124,7 +138,7 @@ GradcheckReport gradcheck(const TensorFn& fn, const TensorList& inputs_in, const
     for (int64_t e = 0; e < x.numel(); ++e) saved[size_t(e)] = element(x, e);
     auto at = [&](double step) {
       for (int64_t e = 0; e < x.numel(); ++e) element(x, e) = saved[size_t(e)] + step * dir[size_t(e)];
-      return weighted_sum(evaluate(fn, inputs), w);
+      return weighted_sum(evaluate(fn, fn_inputs), w);
     };
     double d = (at(o.eps) - at(-o.eps)) / (2 * o.eps);
     for (int64_t e = 0; e < x.numel(); ++e) element(x, e) = saved[size_t(e)];
@@ -139,7 +153,7 @@ GradcheckReport gradcheck(const TensorFn& fn, const TensorList& inputs_in, const
     // Columns of the numerical Jacobian: perturb one input element, difference every output.
     auto flat_outputs = [&] {
       std::vector<double> all;
-      for (const Tensor& t : evaluate(fn, inputs)) {
+      for (const Tensor& t : evaluate(fn, fn_inputs)) {
         std::vector<double> v = values(t);
         all.insert(all.end(), v.begin(), v.end());
       }
@@ -188,7 +202,21 @@ GradcheckReport gradcheck(const TensorFn& fn, const TensorList& inputs_in, const
       }
   }
   for (auto& r : report.inputs) report.passed = report.passed && r.passed;
+  for (Tensor& p : inputs) p.zero_grad();
   return report;
+}
+
+BuiltCase build_case(const GradcheckCase& c, DType dtype, Generator& gen) {
+  if (c.build) return c.build(dtype, gen);
+  return {c.fn, {}};
+}
+
+GradcheckReport run_case(const GradcheckCase& c, TensorList* inputs_out) {
+  Generator gen(1234);
+  TensorList inputs = make_inputs(c, DType::Float64, gen);
+  BuiltCase built = build_case(c, DType::Float64, gen);
+  if (inputs_out) *inputs_out = inputs;
+  return gradcheck(built.fn, inputs, built.parameters, c.options);
 }
 
 TensorList make_inputs(const GradcheckCase& c, DType dtype, Generator& gen) {

@@ -47,6 +47,12 @@ struct GradcheckReport {
 // Every input must be float64; they are copied (keeping their strides) before perturbation.
 GradcheckReport gradcheck(const TensorFn& fn, const TensorList& inputs, const GradcheckOptions& options = {});
 
+// The same for a function that also reads `parameters`: float64 leaves that require grad, such
+// as a layer's weights. They are perturbed in place (and restored) and reported after the
+// inputs.
+GradcheckReport gradcheck(const TensorFn& fn, const TensorList& inputs, const TensorList& parameters,
+                          const GradcheckOptions& options = {});
+
 // ---- the registry ----
 
 enum class Layout { Contiguous, Transposed, Sliced };
@@ -62,15 +68,27 @@ inline InputSpec input(Shape s, double lo = -1.0, double hi = 1.0) { return {std
 inline InputSpec transposed(Shape s, double lo = -1.0, double hi = 1.0) { return {std::move(s), Layout::Transposed, lo, hi}; }
 inline InputSpec sliced(Shape s, double lo = -1.0, double hi = 1.0) { return {std::move(s), Layout::Sliced, lo, hi}; }
 
+// A stateful case (a layer): builds, in a dtype, the function and the parameters it reads.
+struct BuiltCase {
+  TensorFn fn;
+  TensorList parameters;
+};
+using CaseBuilder = std::function<BuiltCase(DType dtype, Generator& gen)>;
+
 struct GradcheckCase {
   std::string name;
   std::vector<InputSpec> inputs;
-  TensorFn fn;
+  TensorFn fn;  // a plain function of the inputs (or empty when `build` is given)
   GradcheckOptions options = {};
+  CaseBuilder build = {};  // a function with parameters of its own
 };
 
 // Makes the inputs of a case in the given dtype, from gen.
 TensorList make_inputs(const GradcheckCase& c, DType dtype, Generator& gen);
+// The case's function and parameters in a dtype (parameters empty for plain cases).
+BuiltCase build_case(const GradcheckCase& c, DType dtype, Generator& gen);
+// Runs a registry case in float64 with a fixed seed.
+GradcheckReport run_case(const GradcheckCase& c, TensorList* inputs_out = nullptr);
 
 std::vector<GradcheckCase>& gradcheck_registry();
 
