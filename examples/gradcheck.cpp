@@ -33,8 +33,11 @@ int main(int argc, char** argv) {
     TensorList inputs;
     GradcheckReport r = run_case(c, &inputs);
     std::string shapes;
-    for (const Tensor& t : inputs) shapes += (shapes.empty() ? "" : " ") + shape_str(t.shape());
-    if (r.inputs.size() > inputs.size()) shapes.append(" +").append(std::to_string(r.inputs.size() - inputs.size())).append(" params");
+    for (const Tensor& t : inputs) {
+      if (!shapes.empty()) shapes += ' ';
+      shapes += shape_str(t.shape());
+    }
+    if (r.inputs.size() > inputs.size()) shapes += " +" + std::to_string(r.inputs.size() - inputs.size()) + " params";
     std::printf("%-28s %-30s %12.2e %12.2e  %s\n", c.name.c_str(), shapes.c_str(), r.max_abs_error(),
                 r.max_rel_error(), r.passed ? "pass" : "FAIL");
     ++count;
