@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/error.h"
 
@@ -111,7 +112,11 @@ void Json::dump_to(std::string& out, int indent, int depth) const {
       double v = std::get<double>(value_);
       char buf[32];
       if (std::floor(v) == v && std::abs(v) < 1e15) std::snprintf(buf, sizeof buf, "%lld", (long long)v);
-      else std::snprintf(buf, sizeof buf, "%.17g", v);
+      else {
+        // the shortest form that reads back as the same double
+        std::snprintf(buf, sizeof buf, "%.15g", v);
+        if (std::strtod(buf, nullptr) != v) std::snprintf(buf, sizeof buf, "%.17g", v);
+      }
       out += buf;
       break;
     }
