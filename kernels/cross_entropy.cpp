@@ -1,0 +1,166 @@
+#include "kernels/cross_entropy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/parallel.h"
+#include "kernels/simd.h"
+
+namespace rotor::kernels {
+namespace {
+
+constexpr int64_t kRowsPerBlock = 8;  // a fixed partition of rows into parallel tasks
+
+// log Σ exp(x) in one pass: per lane a running max m and a sum s relative to it. Four batches
+// share one max update, so the rescaling exp is paid once per 4W elements, not per element.
+template <class T>
+T row_logsumexp(const T* x, int64_t n) {
+  constexpr int64_t W = batch_size<T>();
+  const T lowest = std::numeric_limits<T>::lowest();  // not -inf: exp(m - m) stays defined
+  Batch<T> m(lowest), s(T(0));
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    Batch<T> a = Batch<T>::load_unaligned(x + i), b = Batch<T>::load_unaligned(x + i + W),
+             c = Batch<T>::load_unaligned(x + i + 2 * W), d = Batch<T>::load_unaligned(x + i + 3 * W);
+    Batch<T> mn = xsimd::max(m, xsimd::max(xsimd::max(a, b), xsimd::max(c, d)));
+    s = s * xsimd::exp(m - mn) + ((xsimd::exp(a - mn) + xsimd::exp(b - mn)) + (xsimd::exp(c - mn) + xsimd::exp(d - mn)));
+    m = mn;
+  }
+  for (; i + W <= n; i += W) {
+    Batch<T> a = Batch<T>::load_unaligned(x + i);
+    Batch<T> mn = xsimd::max(m, a);
+    s = s * xsimd::exp(m - mn) + xsimd::exp(a - mn);
+    m = mn;
+  }
+  alignas(64) T ml[W], sl[W];
+  m.store_aligned(ml);
+  s.store_aligned(sl);
+  T mx = ml[0];
+  for (int64_t j = 1; j < W; ++j) mx = std::max(mx, ml[j]);
+  for (int64_t j = i; j < n; ++j) mx = std::max(mx, x[j]);
+  T total = 0;
+  for (int64_t j = 0; j < W; ++j) total += sl[j] * std::exp(ml[j] - mx);
+  for (int64_t j = i; j < n; ++j) total += std::exp(x[j] - mx);
+  return mx + std::log(total);
+}
+
+// d[v] = scale · exp(x[v] - lse), vectorised.
+template <class T>
+void row_softmax_scaled(const T* x, int64_t n, T lse, T scale, T* d) {
+  constexpr int64_t W = batch_size<T>();
+  const Batch<T> l(lse), sc(scale);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) (sc * xsimd::exp(Batch<T>::load_unaligned(x + i) - l)).store_unaligned(d + i);
+  for (; i < n; ++i) d[i] = scale * std::exp(x[i] - lse);
+}
+
+template <class T>
+void row_block(int64_t block, int64_t N, const auto& body) {
+  const int64_t lo = block * kRowsPerBlock, hi = std::min(N, lo + kRowsPerBlock);
+  for (int64_t r = lo; r < hi; ++r) body(r);
+}
+
+}  // namespace
+
+template <class T>
+void cross_entropy_forward(const T* logits, const int64_t* labels, int64_t N, int64_t V, int64_t ignore_index,
+                           T* lse, T* loss, T* dlogits, T scale) {
+  const int64_t blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
+  auto body = [&](int64_t r) {
+    const T* x = logits + r * V;
+    if (labels[r] == ignore_index) {
+      lse[r] = loss[r] = T(0);
+      if (dlogits) std::fill(dlogits + r * V, dlogits + (r + 1) * V, T(0));
+      return;
+    }
+    const T l = row_logsumexp(x, V);
+    lse[r] = l;
+    loss[r] = l - x[labels[r]];
+    if (dlogits) {
+      row_softmax_scaled(x, V, l, scale, dlogits + r * V);
+      dlogits[r * V + labels[r]] -= scale;
+    }
+  };
+  // Small problems stay on the calling thread.
+  if (N * V <= kParallelGrain) {
+    for (int64_t r = 0; r < N; ++r) body(r);
+    return;
+  }
+  parallel_blocks(blocks, [&](int64_t b) { row_block<T>(b, N, body); });
+}
+
+template <class T>
+void cross_entropy_backward(const T* logits, const int64_t* labels, const T* lse, int64_t N, int64_t V,
+                            int64_t ignore_index, T scale, T* dlogits) {
+  auto body = [&](int64_t r) {
+    T* d = dlogits + r * V;
+    if (labels[r] == ignore_index) {
+      std::fill(d, d + V, T(0));
+      return;
+    }
+    row_softmax_scaled(logits + r * V, V, lse[r], scale, d);
+    d[labels[r]] -= scale;
+  };
+  if (N * V <= kParallelGrain) {
+    for (int64_t r = 0; r < N; ++r) body(r);
+    return;
+  }
+  parallel_blocks((N + kRowsPerBlock - 1) / kRowsPerBlock, [&](int64_t b) { row_block<T>(b, N, body); });
+}
+
+template <class T>
+void cross_entropy_forward_reference(const T* logits, const int64_t* labels, int64_t N, int64_t V,
+                                     int64_t ignore_index, T* lse, T* loss) {
+  for (int64_t r = 0; r < N; ++r) {
+    const T* x = logits + r * V;
+    if (labels[r] == ignore_index) {
+      lse[r] = loss[r] = T(0);
+      continue;
+    }
+    T m = x[0];
+    for (int64_t v = 1; v < V; ++v) m = std::max(m, x[v]);
+    T s = 0;
+    for (int64_t v = 0; v < V; ++v) s += std::exp(x[v] - m);
+    lse[r] = m + std::log(s);
+    loss[r] = lse[r] - x[labels[r]];
+  }
+}
+
+template <class T>
+void cross_entropy_backward_reference(const T* logits, const int64_t* labels, const T* lse, int64_t N, int64_t V,
+                                      int64_t ignore_index, T scale, T* dlogits) {
+  for (int64_t r = 0; r < N; ++r)
+    for (int64_t v = 0; v < V; ++v)
+      dlogits[r * V + v] = labels[r] == ignore_index
+                               ? T(0)
+                               : scale * (std::exp(logits[r * V + v] - lse[r]) - T(v == labels[r] ? 1 : 0));
+}
+
+template <class T>
+AccuracyCount argmax_accuracy(const T* logits, const int64_t* labels, int64_t N, int64_t V, int64_t ignore_index) {
+  AccuracyCount acc;
+  for (int64_t r = 0; r < N; ++r) {
+    if (labels[r] == ignore_index) continue;
+    const T* x = logits + r * V;
+    int64_t best = 0;
+    for (int64_t v = 1; v < V; ++v)
+      if (x[v] > x[best]) best = v;
+    acc.count += 1;
+    acc.correct += best == labels[r];
+  }
+  return acc;
+}
+
+#define ROTOR_INSTANTIATE(T)                                                                                     \
+  template void cross_entropy_forward<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, T*, T*, T*, T);   \
+  template void cross_entropy_backward<T>(const T*, const int64_t*, const T*, int64_t, int64_t, int64_t, T, T*); \
+  template void cross_entropy_forward_reference<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, T*, T*); \
+  template void cross_entropy_backward_reference<T>(const T*, const int64_t*, const T*, int64_t, int64_t,        \
+                                                    int64_t, T, T*);                                             \
+  template AccuracyCount argmax_accuracy<T>(const T*, const int64_t*, int64_t, int64_t, int64_t);
+ROTOR_INSTANTIATE(float)
+ROTOR_INSTANTIATE(double)
+#undef ROTOR_INSTANTIATE
+
+}  // namespace rotor::kernels

@@ -1,0 +1,35 @@
+// Model checkpoints in safetensors: parameters under their dotted names, and in __metadata__
+// the model config ("config", JSON) and the training step ("step").
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/safetensors.h"
+#include "nn/model.h"
+
+namespace rotor::nn {
+
+// Writes the model file atomically. `extra` metadata is stored beside config and step.
+void save_model(const std::string& path, const LanguageModel& model, int64_t step, const Metadata& extra = {});
+
+struct LoadReport {
+  std::vector<std::string> missing;     // parameters of the module absent from the file
+  std::vector<std::string> unexpected;  // tensors of the file that name no parameter
+};
+
+// Copies the file's tensors into the module's parameters (in place). Every tensor that names
+// a parameter must match its shape and dtype (a rotor::Error naming the tensor otherwise).
+// strict: missing or unexpected names are an error listing them; non-strict: they are
+// reported and the rest is loaded. Nothing is written unless every check passes.
+LoadReport load_parameters(const Module& module, const SafetensorsContent& file, bool strict = true,
+                           const std::string& what = "checkpoint");
+
+// The config and step stored in a model file (rotor::Error when absent or malformed).
+ModelConfig checkpoint_config(const SafetensorsContent& file, const std::string& what = "checkpoint");
+int64_t checkpoint_step(const SafetensorsContent& file, const std::string& what = "checkpoint");
+
+// Builds the model its file describes and loads its parameters (strict).
+std::unique_ptr<LanguageModel> load_model(const std::string& path);
+
+}  // namespace rotor::nn

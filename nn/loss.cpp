@@ -1,0 +1,76 @@
+#include "nn/loss.h"
+
+#include "autograd/gradcheck.h"
+#include "kernels/cross_entropy.h"
+
+namespace rotor::nn {
+
+namespace {
+// Flattens logits to [N, V] (contiguous) and labels to [N], checking shapes and label range.
+std::pair<Tensor, Tensor> rows_of(const Tensor& logits, const Tensor& labels, int64_t ignore_index, const char* op) {
+  ROTOR_CHECK(logits.dim() >= 1, op, "logits must have a class dim, got shape ", shape_str(logits.shape()));
+  ROTOR_CHECK(labels.dtype() == DType::Int64, op, "labels must be int64, got ", dtype_name(labels.dtype()));
+  Shape want(logits.shape().begin(), logits.shape().end() - 1);
+  ROTOR_CHECK(labels.shape() == want, op, "labels ", shape_str(labels.shape()), " do not match logits ",
+              shape_str(logits.shape()), " (expected labels ", shape_str(want), ")");
+  const int64_t V = logits.size(-1), N = labels.numel();
+  ROTOR_CHECK(V > 0 || N == 0, op, "logits have no classes");
+  Tensor y = core::contiguous(labels.detach());
+  const int64_t* l = y.data<int64_t>();
+  for (int64_t i = 0; i < N; ++i)
+    ROTOR_CHECK(l[i] == ignore_index || (l[i] >= 0 && l[i] < V), op, "label ", l[i], " at flat position ", i,
+                " is outside [0, ", V, ") and is not the ignore index ", ignore_index);
+  Tensor x = core::contiguous(logits.detach());
+  return {Tensor::view_of(x, {N, V}, {V, 1}, x.offset()), y};
+}
+}  // namespace
+
+static const OpDef kCrossEntropy{"cross_entropy"};
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, int64_t ignore_index) {
+  const char* op = "cross_entropy";
+  auto [x, y] = rows_of(logits, labels, ignore_index, op);
+  const int64_t N = x.size(0), V = x.size(1);
+  const int64_t* l = y.data<int64_t>();
+  int64_t count = 0;
+  for (int64_t i = 0; i < N; ++i) count += l[i] != ignore_index;
+  const bool grad = needs_grad({logits});
+  return dispatch_float(logits.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    Tensor lse = Tensor::empty({N}, logits.dtype()), row_loss = Tensor::empty({N}, logits.dtype());
+    Tensor dlogits = grad ? Tensor::empty(logits.shape(), logits.dtype()) : Tensor();
+    const T inv_count = count ? T(1) / T(count) : T(0);
+    kernels::cross_entropy_forward<T>(x.data<T>(), l, N, V, ignore_index, lse.data<T>(), row_loss.data<T>(),
+                                      grad ? dlogits.data<T>() : nullptr, inv_count);
+    // The mean in float64, in row order: deterministic and accurate for any N.
+    double total = 0;
+    const T* rl = row_loss.data<T>();
+    for (int64_t i = 0; i < N; ++i) total += double(rl[i]);
+    Tensor out = scalar_tensor(count ? total / double(count) : 0.0, logits.dtype());
+    if (grad)
+      record(kCrossEntropy, {logits}, {out}, [d = std::move(dlogits)](const TensorList& g, auto&) {
+        const double up = g[0].item();
+        return TensorList{up == 1.0 ? d : mul(d, up)};
+      });
+    return out;
+  });
+}
+
+Accuracy token_accuracy(const Tensor& logits, const Tensor& labels, int64_t ignore_index) {
+  auto [x, y] = rows_of(logits, labels, ignore_index, "token_accuracy");
+  return dispatch_float(logits.dtype(), "token_accuracy", [&](auto tag) {
+    using T = decltype(tag);
+    auto a = kernels::argmax_accuracy<T>(x.data<T>(), y.data<int64_t>(), x.size(0), x.size(1), ignore_index);
+    return Accuracy{a.correct, a.count};
+  });
+}
+
+// Labels mix valid classes and ignored positions; the second output has no valid position.
+ROTOR_GRADCHECK({"cross_entropy", {input({4, 5}, -3.0, 3.0), input({2, 3, 4}, -3.0, 3.0)}, [](auto& x) {
+                   Tensor a = from_vector<int64_t>({2, kIgnoreIndex, 4, 0});
+                   Tensor b = from_vector<int64_t>({3, 0, kIgnoreIndex, 1, 1, kIgnoreIndex}, {2, 3});
+                   Tensor none = full({2, 3}, double(kIgnoreIndex), DType::Int64);
+                   return TensorList{cross_entropy(x[0], a), cross_entropy(x[1], b), cross_entropy(x[1], none)};
+                 }});
+
+}  // namespace rotor::nn

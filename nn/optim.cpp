@@ -1,0 +1,143 @@
+#include "nn/optim.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "core/parallel.h"
+
+namespace rotor::nn {
+
+namespace {
+constexpr int64_t kBlock = 1 << 15;  // elements per task; fixed, so sums do not depend on threads
+
+template <class T>
+void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, double lr, double wd, const AdamWOptions& o, int64_t t) {
+  const double bc1 = 1.0 - std::pow(o.beta1, double(t)), bc2 = 1.0 - std::pow(o.beta2, double(t));
+  const T decay = T(1.0 - lr * wd), b1 = T(o.beta1), b2 = T(o.beta2), one_b1 = T(1.0 - o.beta1),
+          one_b2 = T(1.0 - o.beta2), step_size = T(lr / bc1), inv_sqrt_bc2 = T(1.0 / std::sqrt(bc2)), eps = T(o.eps);
+  parallel_for(n, kBlock, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const T gi = g[i];
+      const T mi = b1 * m[i] + one_b1 * gi;
+      const T vi = b2 * v[i] + one_b2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+    }
+  });
+}
+}  // namespace
+
+AdamW::AdamW(std::vector<Parameter> params, const AdamWOptions& options) : options_(options) {
+  ROTOR_CHECK(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1, "AdamW",
+              "betas must be in [0, 1), got ", options.beta1, ", ", options.beta2);
+  ROTOR_CHECK(options.eps >= 0 && options.weight_decay >= 0, "AdamW", "eps and weight_decay must be >= 0");
+  for (Parameter& p : params) {
+    if (!p.value.requires_grad()) continue;
+    ROTOR_CHECK(is_floating(p.value.dtype()) && p.value.is_contiguous(), "AdamW", "parameter '", p.name,
+                "' must be a contiguous float tensor");
+    state_.push_back({p, 0, zeros(p.value.shape(), p.value.dtype()), zeros(p.value.shape(), p.value.dtype())});
+  }
+}
+
+void AdamW::step(double lr) {
+  NoGradGuard no_grad;
+  for (State& s : state_) {
+    Tensor g = s.param.value.grad();
+    if (!g.defined()) continue;
+    ROTOR_CHECK(g.shape() == s.param.value.shape(), "AdamW", "gradient of '", s.param.name, "' has shape ",
+                shape_str(g.shape()), ", parameter ", shape_str(s.param.value.shape()));
+    g = core::contiguous(core::to_dtype(g, s.param.value.dtype()));
+    s.step += 1;
+    const double wd = s.param.weight_decay ? options_.weight_decay : 0.0;
+    dispatch_float(s.param.value.dtype(), "AdamW", [&](auto tag) {
+      using T = decltype(tag);
+      adamw_update<T>(s.param.value.data<T>(), g.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(),
+                      s.param.value.numel(), lr, wd, options_, s.step);
+    });
+    s.param.value.storage()->bump_version();
+  }
+}
+
+void AdamW::zero_grad() {
+  for (State& s : state_) s.param.value.zero_grad();
+}
+
+NamedTensors AdamW::state_dict() const {
+  NamedTensors out;
+  for (const State& s : state_) {
+    out.emplace_back(s.param.name + ".step", scalar_tensor(double(s.step), DType::Int64));
+    out.emplace_back(s.param.name + ".exp_avg", s.exp_avg);
+    out.emplace_back(s.param.name + ".exp_avg_sq", s.exp_avg_sq);
+  }
+  return out;
+}
+
+void AdamW::load_state_dict(const NamedTensors& tensors) {
+  auto find = [&](const std::string& name) -> const Tensor& {
+    for (const auto& [n, t] : tensors)
+      if (n == name) return t;
+    ROTOR_FAIL("AdamW", "optimizer state has no tensor '", name, "'");
+  };
+  auto check = [&](const std::string& name, const Tensor& t, const Shape& shape, DType dtype) {
+    ROTOR_CHECK(t.shape() == shape && t.dtype() == dtype, "AdamW", "optimizer state '", name, "' is ",
+                dtype_name(t.dtype()), " ", shape_str(t.shape()), ", expected ", dtype_name(dtype), " ",
+                shape_str(shape));
+  };
+  ROTOR_CHECK(tensors.size() == 3 * state_.size(), "AdamW", "optimizer state has ", tensors.size(),
+              " tensors, expected ", 3 * state_.size(), " (3 per parameter): was it saved for another model?");
+  // Validate everything before changing anything.
+  for (const State& s : state_) {
+    const std::string& n = s.param.name;
+    check(n + ".step", find(n + ".step"), {}, DType::Int64);
+    check(n + ".exp_avg", find(n + ".exp_avg"), s.exp_avg.shape(), s.exp_avg.dtype());
+    check(n + ".exp_avg_sq", find(n + ".exp_avg_sq"), s.exp_avg_sq.shape(), s.exp_avg_sq.dtype());
+  }
+  for (State& s : state_) {
+    const std::string& n = s.param.name;
+    s.step = find(n + ".step").item<int64_t>();
+    core::copy_into(s.exp_avg, find(n + ".exp_avg"));
+    core::copy_into(s.exp_avg_sq, find(n + ".exp_avg_sq"));
+  }
+}
+
+double LrSchedule::at(int64_t step) const {
+  if (step < warmup) return lr * double(step + 1) / double(warmup);
+  const double span = double(std::max<int64_t>(1, total - warmup));
+  const double progress = std::min(1.0, double(step - warmup) / span);
+  return min_lr + 0.5 * (lr - min_lr) * (1.0 + std::cos(std::numbers::pi * progress));
+}
+
+double clip_grad_norm(const TensorList& params, double max_norm) {
+  NoGradGuard no_grad;
+  double total = 0;
+  TensorList grads;
+  for (const Tensor& p : params) {
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    ROTOR_CHECK(g.is_contiguous(), "clip_grad_norm", "gradients must be contiguous");
+    grads.push_back(g);
+    dispatch_float(g.dtype(), "clip_grad_norm", [&](auto tag) {
+      using T = decltype(tag);
+      const T* x = g.data<T>();
+      const int64_t n = g.numel(), nb = (n + kBlock - 1) / kBlock;
+      std::vector<double> partial(size_t(nb), 0.0);
+      parallel_blocks(nb, [&](int64_t b) {
+        double s = 0;
+        for (int64_t i = b * kBlock, e = std::min(n, (b + 1) * kBlock); i < e; ++i) s += double(x[i]) * double(x[i]);
+        partial[size_t(b)] = s;
+      });
+      for (double s : partial) total += s;
+    });
+  }
+  const double norm = std::sqrt(total);
+  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
+    const double coef = max_norm / (norm + 1e-6);
+    for (Tensor& g : grads) {
+      mul_(g, coef);
+    }
+  }
+  return norm;
+}
+
+}  // namespace rotor::nn
