@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "core/parallel.h"
 #include "kernels/simd.h"
@@ -12,10 +13,10 @@ namespace {
 
 constexpr int64_t kRowsPerBlock = 8;  // a fixed partition of rows into parallel tasks
 
-// log Σ exp(x) in one pass: per lane a running max m and a sum s relative to it. Four batches
-// share one max update, so the rescaling exp is paid once per 4W elements, not per element.
+// (max, log Σ exp(x - max)) in one pass: per lane a running max m and a sum s relative to it.
+// Four batches share one max update, so the rescaling exp is paid once per 4W elements.
 template <class T>
-T row_logsumexp(const T* x, int64_t n) {
+std::pair<T, T> row_logsumexp(const T* x, int64_t n) {
   constexpr int64_t W = batch_size<T>();
   const T lowest = std::numeric_limits<T>::lowest();  // not -inf: exp(m - m) stays defined
   Batch<T> m(lowest), s(T(0));
@@ -42,17 +43,17 @@ T row_logsumexp(const T* x, int64_t n) {
   T total = 0;
   for (int64_t j = 0; j < W; ++j) total += sl[j] * std::exp(ml[j] - mx);
   for (int64_t j = i; j < n; ++j) total += std::exp(x[j] - mx);
-  return mx + std::log(total);
+  return {mx, std::log(total)};
 }
 
-// d[v] = scale · exp(x[v] - lse), vectorised.
+// d[v] = scale · exp((x[v] - m) - ls), vectorised.
 template <class T>
-void row_softmax_scaled(const T* x, int64_t n, T lse, T scale, T* d) {
+void row_softmax_scaled(const T* x, int64_t n, T m, T ls, T scale, T* d) {
   constexpr int64_t W = batch_size<T>();
-  const Batch<T> l(lse), sc(scale);
+  const Batch<T> mb(m), lb(ls), sc(scale);
   int64_t i = 0;
-  for (; i + W <= n; i += W) (sc * xsimd::exp(Batch<T>::load_unaligned(x + i) - l)).store_unaligned(d + i);
-  for (; i < n; ++i) d[i] = scale * std::exp(x[i] - lse);
+  for (; i + W <= n; i += W) (sc * xsimd::exp((Batch<T>::load_unaligned(x + i) - mb) - lb)).store_unaligned(d + i);
+  for (; i < n; ++i) d[i] = scale * std::exp((x[i] - m) - ls);
 }
 
 template <class T>
@@ -65,20 +66,21 @@ void row_block(int64_t block, int64_t N, const auto& body) {
 
 template <class T>
 void cross_entropy_forward(const T* logits, const int64_t* labels, int64_t N, int64_t V, int64_t ignore_index,
-                           T* lse, T* loss, T* dlogits, T scale) {
+                           T* m, T* ls, T* loss, T* dlogits, T scale) {
   const int64_t blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   auto body = [&](int64_t r) {
     const T* x = logits + r * V;
     if (labels[r] == ignore_index) {
-      lse[r] = loss[r] = T(0);
+      m[r] = ls[r] = loss[r] = T(0);
       if (dlogits) std::fill(dlogits + r * V, dlogits + (r + 1) * V, T(0));
       return;
     }
-    const T l = row_logsumexp(x, V);
-    lse[r] = l;
-    loss[r] = l - x[labels[r]];
+    const auto [mx, l] = row_logsumexp(x, V);
+    m[r] = mx;
+    ls[r] = l;
+    loss[r] = (mx - x[labels[r]]) + l;
     if (dlogits) {
-      row_softmax_scaled(x, V, l, scale, dlogits + r * V);
+      row_softmax_scaled(x, V, mx, l, scale, dlogits + r * V);
       dlogits[r * V + labels[r]] -= scale;
     }
   };
@@ -91,7 +93,7 @@ void cross_entropy_forward(const T* logits, const int64_t* labels, int64_t N, in
 }
 
 template <class T>
-void cross_entropy_backward(const T* logits, const int64_t* labels, const T* lse, int64_t N, int64_t V,
+void cross_entropy_backward(const T* logits, const int64_t* labels, const T* m, const T* ls, int64_t N, int64_t V,
                             int64_t ignore_index, T scale, T* dlogits) {
   auto body = [&](int64_t r) {
     T* d = dlogits + r * V;
@@ -99,7 +101,7 @@ void cross_entropy_backward(const T* logits, const int64_t* labels, const T* lse
       std::fill(d, d + V, T(0));
       return;
     }
-    row_softmax_scaled(logits + r * V, V, lse[r], scale, d);
+    row_softmax_scaled(logits + r * V, V, m[r], ls[r], scale, d);
     d[labels[r]] -= scale;
   };
   if (N * V <= kParallelGrain) {
@@ -111,30 +113,31 @@ void cross_entropy_backward(const T* logits, const int64_t* labels, const T* lse
 
 template <class T>
 void cross_entropy_forward_reference(const T* logits, const int64_t* labels, int64_t N, int64_t V,
-                                     int64_t ignore_index, T* lse, T* loss) {
+                                     int64_t ignore_index, T* m, T* ls, T* loss) {
   for (int64_t r = 0; r < N; ++r) {
     const T* x = logits + r * V;
     if (labels[r] == ignore_index) {
-      lse[r] = loss[r] = T(0);
+      m[r] = ls[r] = loss[r] = T(0);
       continue;
     }
-    T m = x[0];
-    for (int64_t v = 1; v < V; ++v) m = std::max(m, x[v]);
+    T mx = x[0];
+    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, x[v]);
     T s = 0;
-    for (int64_t v = 0; v < V; ++v) s += std::exp(x[v] - m);
-    lse[r] = m + std::log(s);
-    loss[r] = lse[r] - x[labels[r]];
+    for (int64_t v = 0; v < V; ++v) s += std::exp(x[v] - mx);
+    m[r] = mx;
+    ls[r] = std::log(s);
+    loss[r] = (mx - x[labels[r]]) + ls[r];
   }
 }
 
 template <class T>
-void cross_entropy_backward_reference(const T* logits, const int64_t* labels, const T* lse, int64_t N, int64_t V,
-                                      int64_t ignore_index, T scale, T* dlogits) {
+void cross_entropy_backward_reference(const T* logits, const int64_t* labels, const T* m, const T* ls, int64_t N,
+                                      int64_t V, int64_t ignore_index, T scale, T* dlogits) {
   for (int64_t r = 0; r < N; ++r)
     for (int64_t v = 0; v < V; ++v)
       dlogits[r * V + v] = labels[r] == ignore_index
                                ? T(0)
-                               : scale * (std::exp(logits[r * V + v] - lse[r]) - T(v == labels[r] ? 1 : 0));
+                               : scale * (std::exp((logits[r * V + v] - m[r]) - ls[r]) - T(v == labels[r] ? 1 : 0));
 }
 
 template <class T>
@@ -153,11 +156,13 @@ AccuracyCount argmax_accuracy(const T* logits, const int64_t* labels, int64_t N,
 }
 
 #define ROTOR_INSTANTIATE(T)                                                                                     \
-  template void cross_entropy_forward<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, T*, T*, T*, T);   \
-  template void cross_entropy_backward<T>(const T*, const int64_t*, const T*, int64_t, int64_t, int64_t, T, T*); \
-  template void cross_entropy_forward_reference<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, T*, T*); \
-  template void cross_entropy_backward_reference<T>(const T*, const int64_t*, const T*, int64_t, int64_t,        \
-                                                    int64_t, T, T*);                                             \
+  template void cross_entropy_forward<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, T*, T*, T*, T*, T); \
+  template void cross_entropy_backward<T>(const T*, const int64_t*, const T*, const T*, int64_t, int64_t, int64_t,  \
+                                          T, T*);                                                                   \
+  template void cross_entropy_forward_reference<T>(const T*, const int64_t*, int64_t, int64_t, int64_t, T*, T*,     \
+                                                   T*);                                                             \
+  template void cross_entropy_backward_reference<T>(const T*, const int64_t*, const T*, const T*, int64_t, int64_t, \
+                                                    int64_t, T, T*);                                                \
   template AccuracyCount argmax_accuracy<T>(const T*, const int64_t*, int64_t, int64_t, int64_t);
 ROTOR_INSTANTIATE(float)
 ROTOR_INSTANTIATE(double)

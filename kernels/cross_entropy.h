@@ -7,29 +7,32 @@
 namespace rotor::kernels {
 
 // logits: (N, V) contiguous; labels: (N) with values in [0, V) or == ignore_index.
-// Writes lse[n] = log Σ_v exp(logits[n, v]) and loss[n] = lse[n] - logits[n, labels[n]] for
-// valid rows, 0 for both on ignored rows. When dlogits is not null it also WRITES
+// Writes, for valid rows, m[n] = max_v logits[n, v], ls[n] = log Σ_v exp(logits[n, v] - m[n])
+// and loss[n] = (m[n] - logits[n, labels[n]]) + ls[n]; 0 for all three on ignored rows. The
+// log-sum-exp stays split as m + ls so that logits of magnitude 1e4 in float32 lose nothing
+// to the rounding of m + ls (x - m is exact for nearby values). When dlogits is not null it
+// also WRITES
 //   dlogits[n, :] = scale · (softmax(logits[n]) - onehot(labels[n]))   (valid rows)
 //   dlogits[n, :] = 0                                                  (ignored rows)
 // while the row is still in cache (one pass for max + sum-exp, one pass for the gradient).
 // Rows are split in fixed blocks: the bits do not depend on the thread count.
 template <class T>
 void cross_entropy_forward(const T* logits, const int64_t* labels, int64_t N, int64_t V, int64_t ignore_index,
-                           T* lse, T* loss, T* dlogits = nullptr, T scale = T(1));
+                           T* m, T* ls, T* loss, T* dlogits = nullptr, T scale = T(1));
 
-// dlogits = scale · (exp(logits - lse) - onehot) on valid rows, 0 on ignored rows (WRITES),
-// from the lse of the forward.
+// dlogits = scale · (exp(logits - m - ls) - onehot) on valid rows, 0 on ignored rows
+// (WRITES), from the m and ls of the forward.
 template <class T>
-void cross_entropy_backward(const T* logits, const int64_t* labels, const T* lse, int64_t N, int64_t V,
+void cross_entropy_backward(const T* logits, const int64_t* labels, const T* m, const T* ls, int64_t N, int64_t V,
                             int64_t ignore_index, T scale, T* dlogits);
 
 // Plain loops (two passes, std::exp): the oracle of the fast kernels.
 template <class T>
 void cross_entropy_forward_reference(const T* logits, const int64_t* labels, int64_t N, int64_t V,
-                                     int64_t ignore_index, T* lse, T* loss);
+                                     int64_t ignore_index, T* m, T* ls, T* loss);
 template <class T>
-void cross_entropy_backward_reference(const T* logits, const int64_t* labels, const T* lse, int64_t N, int64_t V,
-                                      int64_t ignore_index, T scale, T* dlogits);
+void cross_entropy_backward_reference(const T* logits, const int64_t* labels, const T* m, const T* ls, int64_t N,
+                                      int64_t V, int64_t ignore_index, T scale, T* dlogits);
 
 // correct[n] = (first argmax of logits[n] == labels[n]) on valid rows; valid[n] = label != ignore.
 // Returns (correct count, valid count).

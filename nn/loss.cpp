@@ -37,10 +37,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, int64_t ignore_
   const bool grad = needs_grad({logits});
   return dispatch_float(logits.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    Tensor lse = Tensor::empty({N}, logits.dtype()), row_loss = Tensor::empty({N}, logits.dtype());
+    Tensor row_max = Tensor::empty({N}, logits.dtype()), row_logsum = Tensor::empty({N}, logits.dtype()),
+           row_loss = Tensor::empty({N}, logits.dtype());
     Tensor dlogits = grad ? Tensor::empty(logits.shape(), logits.dtype()) : Tensor();
     const T inv_count = count ? T(1) / T(count) : T(0);
-    kernels::cross_entropy_forward<T>(x.data<T>(), l, N, V, ignore_index, lse.data<T>(), row_loss.data<T>(),
+    kernels::cross_entropy_forward<T>(x.data<T>(), l, N, V, ignore_index, row_max.data<T>(), row_logsum.data<T>(),
+                                      row_loss.data<T>(),
                                       grad ? dlogits.data<T>() : nullptr, inv_count);
     // The mean in float64, in row order: deterministic and accurate for any N.
     double total = 0;

@@ -41,14 +41,14 @@ StepStats Trainer::step() {
   }  // the logits die here: the loss node keeps only their gradient
   s.loss = loss.item();
   if (!std::isfinite(s.loss))
-    throw TrainingDiverged(detail::concat("[train] step ", step_ + 1, ": the loss is ", s.loss,
+    throw TrainingDiverged(detail::concat("[train] step ", step_ + 1, ": the loss is not finite (", s.loss, ")",
                                           "; stopping before the update (parameters and checkpoints are unchanged)"));
   loss.backward();
   loss = Tensor();
   s.grad_norm = clip_grad_norm(model.parameters(), config.grad_clip);
   if (!std::isfinite(s.grad_norm)) {
     optimizer.zero_grad();
-    throw TrainingDiverged(detail::concat("[train] step ", step_ + 1, ": the gradient norm is ", s.grad_norm,
+    throw TrainingDiverged(detail::concat("[train] step ", step_ + 1, ": the gradient norm is not finite (", s.grad_norm, ")",
                                           "; stopping before the update (parameters and checkpoints are unchanged)"));
   }
   s.lr = schedule.at(step_);
