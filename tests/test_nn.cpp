@@ -170,3 +170,23 @@ TEST_CASE("positions matter only with a position embedding") {
     else CHECK(diff > 1e-3);
   }
 }
+
+TEST_CASE("fused rms_norm matches its composition, values and gradients") {
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    Generator gen(2);
+    Tensor x = (randn({3, 7, 40}, gen, dtype) * 3.0).requires_grad_();
+    Tensor w = rand({40}, gen, dtype, 0.5, 1.5).requires_grad_();
+    Tensor up = randn({3, 7, 40}, gen, dtype);
+    Tensor fused = rms_norm(x, w, 1e-6);
+    sum(fused * up).backward();
+    Tensor gx = x.grad(), gw = w.grad();
+    x.zero_grad();
+    w.zero_grad();
+    Tensor composed = rms_norm_unfused(x, w, 1e-6);
+    sum(composed * up).backward();
+    const double tol = dtype == DType::Float32 ? 2e-6 : 1e-13;  // relative to the largest value
+    CHECK(max_abs(fused - composed) <= tol * max_abs(composed));
+    CHECK(max_abs(gx - x.grad()) <= tol * max_abs(x.grad()));
+    CHECK(max_abs(gw - w.grad()) <= tol * max_abs(w.grad()));
+  }
+}
