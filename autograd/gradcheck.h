@@ -25,6 +25,9 @@ struct GradcheckOptions {
   int64_t full_jacobian_limit = 256;  // inputs and outputs up to this many elements: full Jacobian
   int directions = 6;                 // otherwise: this many random directions per input
   uint64_t seed = 0;
+  // For the registry's float32-vs-float64 test: max |g32 - g64| allowed, relative to max |g64|.
+  // Deeper compositions accumulate more float32 rounding.
+  double float32_agreement = 2e-6;
 };
 
 struct GradcheckInputReport {

@@ -123,6 +123,10 @@ Tensor stack(const TensorList& xs, int64_t dim);
 TensorList split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
 TensorList chunk(const Tensor& x, int64_t chunks, int64_t dim);
 
+// ---- normalisation (ops_norm.cpp) ----
+// x * rsqrt(mean(x^2, -1) + eps) * weight, weight [x.size(-1)].
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
+
 // ---- linear algebra (ops_linalg.cpp) ----
 Tensor matmul(const Tensor& a, const Tensor& b);
 

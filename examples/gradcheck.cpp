@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   // 2. The registry: one case (or more) per op, with broadcasting and strided inputs.
   int failed = 0, count = 0;
   double worst_abs = 0, worst_rel = 0;
-  std::printf("%-28s %-30s %12s %12s  %s\n", "case", "inputs", "max abs err", "max rel err", "result");
+  std::printf("%-40s %-30s %12s %12s  %s\n", "case", "inputs", "max abs err", "max rel err", "result");
   for (const GradcheckCase& c : gradcheck_registry()) {
     if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
     TensorList inputs;
@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
       shapes += shape_str(t.shape());
     }
     if (r.inputs.size() > inputs.size()) shapes += " +" + std::to_string(r.inputs.size() - inputs.size()) + " params";
-    std::printf("%-28s %-30s %12.2e %12.2e  %s\n", c.name.c_str(), shapes.c_str(), r.max_abs_error(),
+    std::printf("%-40s %-30s %12.2e %12.2e  %s\n", c.name.c_str(), shapes.c_str(), r.max_abs_error(),
                 r.max_rel_error(), r.passed ? "pass" : "FAIL");
     ++count;
     failed += !r.passed;

@@ -1,5 +1,7 @@
 #include "nn/attention.h"
 
+#include "nn/gradcheck_case.h"
+
 namespace rotor::nn {
 
 Attention::Attention(const AttentionLayerConfig& c, Generator& gen, DType dtype)
@@ -58,5 +60,37 @@ Tensor Attention::forward(const Tensor& x, AttentionCache* cache) const {
   }
   return o_proj.forward(reshape(attention(q, k, v), {B, T, config.hidden_size}));
 }
+
+// ---- gradcheck cases ----
+
+namespace {
+CaseBuilder attention_case(std::function<void(AttentionLayerConfig&)> configure) {
+  return layer_case(
+      [configure](DType d, Generator& g) {
+        AttentionLayerConfig c;
+        c.hidden_size = 8;
+        c.num_heads = 2;
+        c.position_embedding.selective.phi_proj_rank = 3;
+        configure(c);
+        auto m = std::make_shared<Attention>(c, g, d);
+        NoGradGuard ng;
+        for (const Parameter& p : m->named_parameters())
+          if (p.value.requires_grad() && p.value.dim() >= 2) {
+            Tensor v = p.value;
+            mul_(v, 15.0);
+          }
+        return m;
+      },
+      [](const Attention& m, const TensorList& x) { return TensorList{m.forward(x[0])}; });
+}
+}  // namespace
+
+ROTOR_GRADCHECK({"Attention", {input({2, 3, 8})}, {}, {}, attention_case([](auto&) {})});
+ROTOR_GRADCHECK({"Attention_rope_qk_norm", {input({1, 4, 8})}, {}, {}, attention_case([](auto& c) {
+                   c.position_embedding.type = "rope", c.position_embedding.theta = 100, c.qk_norm = true, c.qkv_bias = true;
+                 })});
+ROTOR_GRADCHECK({"Attention_selective_rope_qk_norm", {input({1, 4, 8})}, {}, {}, attention_case([](auto& c) {
+                   c.position_embedding.type = "selective_rope", c.qk_norm = true;
+                 })});
 
 }  // namespace rotor::nn

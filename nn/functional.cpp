@@ -12,7 +12,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return reshape(y, out_shape);
 }
 
-Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+Tensor rms_norm_unfused(const Tensor& x, const Tensor& weight, double eps) {
   return x * rsqrt(mean(square(x), {-1}, true) + eps) * weight;
 }
 

@@ -8,8 +8,8 @@ namespace rotor::nn {
 // whole batch is one GEMM forward and one per gradient backward.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
-// x * rsqrt(mean(x^2, -1) + eps) * weight
-Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
+// rms_norm is the fused op of autograd/ops.h; this is its composition from elementwise ops.
+Tensor rms_norm_unfused(const Tensor& x, const Tensor& weight, double eps);
 // x / sqrt(sum(x^2, -1) + eps)
 Tensor l2_norm(const Tensor& x, double eps = 1e-6);
 

@@ -1,5 +1,7 @@
 #include "nn/gla.h"
 
+#include "nn/gradcheck_case.h"
+
 namespace rotor::nn {
 
 GatedLinearAttention::GatedLinearAttention(const GlaLayerConfig& c, Generator& gen, DType dtype)
@@ -92,5 +94,42 @@ Tensor GatedLinearAttention::forward(const Tensor& x, GlaCache* cache) const {
     o = g_norm->forward(o);
   return o_proj.forward(reshape(o, {B, T, value_dim}));
 }
+
+// ---- gradcheck cases: small dims (hidden 6, 2 heads) ----
+
+namespace {
+CaseBuilder gla_case(std::function<void(GlaLayerConfig&)> configure) {
+  return layer_case(
+      [configure](DType d, Generator& g) {
+        GlaLayerConfig c;
+        c.hidden_size = 6;
+        c.num_heads = 2;
+        c.expand_k = 4.0 / 6.0;  // head_k_dim 2
+        c.gate_low_rank_dim = 3;
+        c.position_embedding.selective.phi_proj_rank = 3;
+        configure(c);
+        auto m = std::make_shared<GatedLinearAttention>(c, g, d);
+        NoGradGuard ng;
+        for (const Parameter& p : m->named_parameters())
+          if (p.value.requires_grad() && p.value.dim() >= 2) {
+            Tensor v = p.value;
+            mul_(v, 15.0);  // weights of order one, so every path matters
+          }
+        return m;
+      },
+      [](const GatedLinearAttention& m, const TensorList& x) { return TensorList{m.forward(x[0])}; });
+}
+}  // namespace
+
+ROTOR_GRADCHECK({"GatedLinearAttention", {input({2, 4, 6})}, {}, {}, gla_case([](auto&) {})});
+ROTOR_GRADCHECK({"GatedLinearAttention_chunked_rope", {input({1, 5, 6})}, {}, {}, gla_case([](auto& c) {
+                   c.recurrent_below = 0, c.chunk_size = 2, c.position_embedding.type = "rope", c.position_embedding.theta = 100;
+                 })});
+ROTOR_GRADCHECK({"GatedLinearAttention_selective_rope_conv", {input({1, 4, 6})}, {}, {}, gla_case([](auto& c) {
+                   c.position_embedding.type = "selective_rope", c.use_short_conv = true, c.conv_bias = true;
+                 })});
+ROTOR_GRADCHECK({"GatedLinearAttention_no_output_gate", {input({1, 3, 6})}, {}, {}, gla_case([](auto& c) {
+                   c.use_output_gate = false, c.expand_v = 2.0;
+                 })});
 
 }  // namespace rotor::nn

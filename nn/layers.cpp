@@ -1,5 +1,7 @@
 #include "nn/layers.h"
 
+#include "nn/gradcheck_case.h"
+
 namespace rotor::nn {
 
 Linear::Linear(int64_t in, int64_t out, bool with_bias, Generator& gen, DType dtype) {
@@ -44,5 +46,43 @@ int64_t swiglu_intermediate_size(int64_t hidden, int64_t hidden_ratio) {
   int64_t n = hidden * hidden_ratio * 2 / 3;
   return 256 * ((n + 255) / 256);
 }
+
+// ---- gradcheck cases ----
+
+ROTOR_GRADCHECK({"Linear", {input({2, 3, 4})}, {}, {}, layer_case([](DType d, Generator& g) {
+                   return std::make_shared<Linear>(4, 3, true, g, d);
+                 }, [](const Linear& m, const TensorList& x) { return TensorList{m.forward(x[0])}; })});
+ROTOR_GRADCHECK({"Linear_no_bias", {transposed({3, 4})}, {}, {}, layer_case([](DType d, Generator& g) {
+                   return std::make_shared<Linear>(4, 2, false, g, d);
+                 }, [](const Linear& m, const TensorList& x) { return TensorList{m.forward(x[0])}; })});
+ROTOR_GRADCHECK({"Embedding", {}, {}, {}, layer_case([](DType d, Generator& g) {
+                   return std::make_shared<Embedding>(5, 3, g, d);
+                 }, [](const Embedding& m, const TensorList&) {
+                   return TensorList{m.forward(from_vector<int64_t>({4, 1, 4, 0}, {2, 2}))};
+                 })});
+ROTOR_GRADCHECK({"RMSNorm", {input({2, 3, 5})}, {}, {}, layer_case([](DType d, Generator& g) {
+                   auto m = std::make_shared<RMSNorm>(5, 1e-6, d);
+                   NoGradGuard ng;
+                   copy_(m->weight, rand({5}, g, d, 0.5, 1.5));  // away from the all-ones start
+                   return m;
+                 }, [](const RMSNorm& m, const TensorList& x) { return TensorList{m.forward(x[0])}; })});
+ROTOR_GRADCHECK({"GatedRMSNorm", {input({2, 3, 4}), input({2, 3, 4}, -3.0, 3.0)}, {}, {}, layer_case([](DType d, Generator& g) {
+                   auto m = std::make_shared<GatedRMSNorm>(4, 1e-5, d);
+                   NoGradGuard ng;
+                   copy_(m->weight, rand({4}, g, d, 0.5, 1.5));
+                   return m;
+                 }, [](const GatedRMSNorm& m, const TensorList& x) { return TensorList{m.forward(x[0], x[1])}; })});
+ROTOR_GRADCHECK({"GatedMLP", {input({2, 3, 4})}, {}, {}, layer_case([](DType d, Generator& g) {
+                   return std::make_shared<GatedMLP>(4, 6, g, d);
+                 }, [](const GatedMLP& m, const TensorList& x) { return TensorList{m.forward(x[0] * 10.0)}; })});
+ROTOR_GRADCHECK({"ShortConvolution", {input({2, 5, 3}), input({2, 3, 3})}, {}, {}, layer_case([](DType d, Generator& g) {
+                   return std::make_shared<ShortConvolution>(3, 4, true, true, g, d);
+                 }, [](const ShortConvolution& m, const TensorList& x) {
+                   ConvResult r = m.forward(x[0] * 10.0, x[1]);  // with history from an earlier segment
+                   return TensorList{r.y};
+                 })});
+ROTOR_GRADCHECK({"ShortConvolution_plain", {input({1, 2, 3})}, {}, {}, layer_case([](DType d, Generator& g) {
+                   return std::make_shared<ShortConvolution>(3, 4, false, false, g, d);  // T < width
+                 }, [](const ShortConvolution& m, const TensorList& x) { return TensorList{m.forward(x[0]).y}; })});
 
 }  // namespace rotor::nn

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "nn/gradcheck_case.h"
+
 namespace rotor::nn {
 
 int64_t ModelConfig::mlp_size() const {
@@ -190,5 +192,49 @@ int64_t LanguageModel::matmul_parameters() const {
       n += p.value.numel();
   return n;
 }
+
+// ---- gradcheck cases: a 2-layer LM with each mixer and each position embedding ----
+
+namespace {
+CaseBuilder lm_case(const std::string& mixer, const std::string& pe) {
+  return layer_case(
+      [mixer, pe](DType d, Generator& g) {
+        ModelConfig c;
+        c.vocab_size = 7;
+        c.hidden_size = 4;
+        c.num_hidden_layers = 2;
+        c.num_heads = 2;
+        c.expand_k = 1.0;
+        c.intermediate_size = 6;
+        c.gate_low_rank_dim = 2;
+        c.position_embedding.type = pe;
+        c.position_embedding.theta = 100;
+        c.position_embedding.selective.phi_proj_rank = 2;
+        if (mixer == "attn") c.attn_layers = {0, 1};
+        if (mixer == "hybrid") c.attn_layers = {1};
+        auto m = std::make_shared<LanguageModel>(c, g, d);
+        NoGradGuard ng;
+        for (const Parameter& p : m->named_parameters())
+          if (p.value.requires_grad() && p.value.dim() >= 2) {
+            Tensor v = p.value;
+            mul_(v, 15.0);
+          }
+        return m;
+      },
+      [](const LanguageModel& m, const TensorList&) {
+        return TensorList{m.forward(from_vector<int64_t>({1, 5, 2, 6, 0, 3}, {2, 3}))};
+      });
+}
+}  // namespace
+
+const GradcheckOptions kModelOptions = {.float32_agreement = 2e-5};
+
+ROTOR_GRADCHECK({"LM_gla_nope", {}, {}, kModelOptions, lm_case("gla", "nope")});
+ROTOR_GRADCHECK({"LM_gla_rope", {}, {}, kModelOptions, lm_case("gla", "rope")});
+ROTOR_GRADCHECK({"LM_gla_selective_rope", {}, {}, kModelOptions, lm_case("gla", "selective_rope")});
+ROTOR_GRADCHECK({"LM_attn_nope", {}, {}, kModelOptions, lm_case("attn", "nope")});
+ROTOR_GRADCHECK({"LM_attn_rope", {}, {}, kModelOptions, lm_case("attn", "rope")});
+ROTOR_GRADCHECK({"LM_attn_selective_rope", {}, {}, kModelOptions, lm_case("attn", "selective_rope")});
+ROTOR_GRADCHECK({"LM_hybrid_selective_rope", {}, {}, kModelOptions, lm_case("hybrid", "selective_rope")});
 
 }  // namespace rotor::nn

@@ -1,5 +1,7 @@
 #include "nn/rotary.h"
 
+#include "nn/gradcheck_case.h"
+
 #include <cmath>
 
 namespace rotor::nn {
@@ -162,5 +164,61 @@ SelectiveRoPE::Output SelectiveRoPE::forward(const Tensor& q, const Tensor& k, c
   SelectiveRopeOut r = selective_rope(q, k, phi, temperature, cache ? cache->offset : Tensor());
   return {r.q, r.k, {history, r.final_offset.detach()}};
 }
+
+// ---- gradcheck cases: every option of MATH.md §2, small dims (H = 2, D = 4, model 6) ----
+
+namespace {
+CaseBuilder selective_rope_case(SelectiveRopeConfig config, bool with_cache) {
+  return layer_case(
+      [config](DType d, Generator& g) {
+        auto m = std::make_shared<SelectiveRoPE>(4, 6, 2, config, g, d);
+        // The reference initialisation (std 0.02) gives tiny angles; larger weights exercise the rotation.
+        NoGradGuard ng;
+        for (const Parameter& p : m->named_parameters())
+          if (p.value.requires_grad() && p.name != "phi_proj.scalar") {
+            Tensor v = p.value;
+            mul_(v, 20.0);
+          }
+        return m;
+      },
+      [with_cache](const SelectiveRoPE& m, const TensorList& x) {
+        RotaryCache cache;
+        if (with_cache) {
+          cache.offset = x[3];
+          cache.history = x[4];
+        }
+        SelectiveRoPE::Output r = m.forward(x[0], x[1], x[2], with_cache ? &cache : nullptr);
+        return TensorList{r.q, r.k};
+      });
+}
+std::vector<InputSpec> rope_inputs(bool with_cache, int64_t history) {
+  std::vector<InputSpec> in = {input({2, 3, 2, 4}), input({2, 3, 2, 4}), input({2, 3, 6})};
+  if (with_cache) in.push_back(input({2, 2, 2})), in.push_back(input({2, history, 4}));
+  return in;
+}
+SelectiveRopeConfig with(std::function<void(SelectiveRopeConfig&)> f) {
+  SelectiveRopeConfig c;
+  c.phi_proj_rank = 3;
+  f(c);
+  return c;
+}
+}  // namespace
+
+ROTOR_GRADCHECK({"SelectiveRoPE_low_rank", rope_inputs(false, 0), {}, {}, selective_rope_case(with([](auto&) {}), false)});
+ROTOR_GRADCHECK({"SelectiveRoPE_with_cache", rope_inputs(true, 3), {}, {}, selective_rope_case(with([](auto&) {}), true)});
+ROTOR_GRADCHECK({"SelectiveRoPE_full_rank", rope_inputs(false, 0), {}, {},
+                 selective_rope_case(with([](auto& c) { c.phi_parametrization = "full-rank"; }), false)});
+ROTOR_GRADCHECK({"SelectiveRoPE_skip_conv", rope_inputs(true, 1), {}, {},
+                 selective_rope_case(with([](auto& c) { c.skip_conv = true; }), true)});
+ROTOR_GRADCHECK({"SelectiveRoPE_conv_silu_bias", rope_inputs(false, 0), {}, {},
+                 selective_rope_case(with([](auto& c) { c.conv_act = "silu", c.use_bias = true; }), false)});
+ROTOR_GRADCHECK({"SelectiveRoPE_gate_per_head", rope_inputs(false, 0), {}, {},
+                 selective_rope_case(with([](auto& c) { c.use_gate = true; }), false)});
+ROTOR_GRADCHECK({"SelectiveRoPE_gate_low_rank", rope_inputs(false, 0), {}, {},
+                 selective_rope_case(with([](auto& c) { c.use_gate = true, c.gate_parametrization = "low-rank", c.gate_low_rank_dim = 2; }), false)});
+ROTOR_GRADCHECK({"SelectiveRoPE_gate_per_channel", rope_inputs(false, 0), {}, {},
+                 selective_rope_case(with([](auto& c) { c.use_gate = true, c.gate_parametrization = "gla", c.gate_low_rank_dim = 2; }), false)});
+ROTOR_GRADCHECK({"SelectiveRoPE_rfa_trainable_temperature", rope_inputs(false, 0), {}, {},
+                 selective_rope_case(with([](auto& c) { c.temp_type = "rfa", c.temp_theta = 0.5, c.temp_grad = true; }), false)});
 
 }  // namespace rotor::nn

@@ -218,10 +218,11 @@ TEST_CASE("float32 and float64 gradients of every registry case agree to float32
       double scale = 1.0, worst = 0.0;
       for (double v : grads[0][i]) scale = std::max(scale, std::abs(v));
       for (size_t e = 0; e < grads[0][i].size(); ++e) worst = std::max(worst, std::abs(grads[0][i][e] - grads[1][i][e]));
-      // float32 rounds at 6e-8 relative; the worst case seen is ~2.4e-7 of the gradient's scale
-      // (logsumexp), so 2e-6 leaves room for the roundings of a longer chain, not for a bug.
+      // float32 rounds at 6e-8 relative; single ops stay below ~2.5e-7 of the gradient's scale
+      // (logsumexp is the worst), whole 2-layer models below ~5e-6: the default 2e-6 and the
+      // models' 2e-5 leave room for rounding, not for a bug.
       INFO(c.name, " input ", i, ": max |g32 - g64| = ", worst, " at scale ", scale);
-      CHECK(worst <= 2e-6 * scale);
+      CHECK(worst <= c.options.float32_agreement * scale);
     }
   }
 }
