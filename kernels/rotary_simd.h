@@ -4,6 +4,7 @@
 #pragma once
 #include <complex>
 #include <cstdint>
+#include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
@@ -34,6 +35,17 @@ inline void store_n(T* p, const Batch<T>& v, int64_t n) {
   alignas(kAlign) T buf[kWidth<T>];
   v.store_aligned(buf);
   for (int64_t i = 0; i < n; ++i) p[i] = buf[i];
+}
+
+// Calls body(std::true_type) when every batch of a row of R complex numbers is full
+// (R % kWidth == 0), body(std::false_type) otherwise: with n a constant kWidth in the common
+// case, the tail handling of load_n / store_n folds away.
+template <class T, class F>
+inline void dispatch_full(int64_t R, F&& body) {
+  if (R % kWidth<T> == 0)
+    body(std::true_type{});
+  else
+    body(std::false_type{});
 }
 
 // Complex numbers j .. j+n-1 of a row x holding R of them in layout L: real and imaginary parts.

@@ -78,32 +78,40 @@ struct ForwardArgs {
 
 // The chunk workers are kept out of line so that every path runs the same machine code: the
 // compiler may fuse a multiply and an add differently in each inlined copy, which would change
-// low bits between the serial and the parallel paths.
+// low bits between the serial and the parallel paths. They copy their arguments to locals first:
+// a vector store may alias anything, and fields read through a reference would be reloaded.
 //
 // Rotates the rows of chunk c of sequence b. P (H·R) holds the chunk's prefix on entry and the
 // next chunk's on return; run (H·R) is scratch for the within-chunk running sum.
 template <RotaryLayout L, class T>
 [[gnu::noinline]] void forward_chunk(const ForwardArgs<T>& a, int64_t b, int64_t c, T* P, T* run) {
-  const RopeShape& sh = a.sh;
-  const int64_t R = sh.D / 2, HR = sh.H * R, HD = sh.H * sh.D, W = simd::kWidth<T>;
-  const int64_t t0 = c * kPhaseChunk, t1 = std::min(sh.T, t0 + kPhaseChunk);
+  T* const q_out = a.q_out;
+  T* const k_out = a.k_out;
+  const T* const q = a.q;
+  const T* const k = a.k;
+  const T* const tau = a.tau;
+  const int64_t Tn = a.sh.T, H = a.sh.H, D = a.sh.D, R = D / 2, HR = H * R, HD = H * D;
+  constexpr int64_t W = simd::kWidth<T>;
+  const int64_t t0 = c * kPhaseChunk, t1 = std::min(Tn, t0 + kPhaseChunk);
+  const T* phi = a.phi + (b * Tn + t0) * HR;
   std::fill(run, run + HR, T(0));
-  for (int64_t t = t0; t < t1; ++t) {
-    const int64_t row = b * sh.T + t;
-    const T* phi = a.phi + row * HR;
-    for (int64_t h = 0; h < sh.H; ++h) {
-      const int64_t at = row * HD + h * sh.D;
-      for (int64_t j = 0; j < R; j += W) {
-        const int64_t n = std::min(W, R - j), x = h * R + j;
-        const Batch<T> sum = simd::load_n(run + x, n) + simd::load_n(phi + x, n);
-        simd::store_n(run + x, sum, n);
-        Batch<T> s, cs;
-        simd::sincos(simd::load_n(a.tau + j, n) * (simd::load_n(P + x, n) + sum), s, cs);
-        simd::rotate_pairs<L>(a.q_out + at, a.q + at, R, j, n, cs, s);
-        if (a.k) simd::rotate_pairs<L>(a.k_out + at, a.k + at, R, j, n, cs, s);
+  simd::dispatch_full<T>(R, [&](auto full) {
+    for (int64_t t = t0; t < t1; ++t, phi += HR) {
+      const int64_t row = b * Tn + t;
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t at = row * HD + h * D;
+        for (int64_t j = 0; j < R; j += W) {
+          const int64_t n = decltype(full)::value ? W : std::min(W, R - j), x = h * R + j;
+          const Batch<T> sum = simd::load_n(run + x, n) + simd::load_n(phi + x, n);
+          simd::store_n(run + x, sum, n);
+          Batch<T> s, cs;
+          simd::sincos(simd::load_n(tau + j, n) * (simd::load_n(P + x, n) + sum), s, cs);
+          simd::rotate_pairs<L>(q_out + at, q + at, R, j, n, cs, s);
+          if (k) simd::rotate_pairs<L>(k_out + at, k + at, R, j, n, cs, s);
+        }
       }
     }
-  }
+  });
   add_rows(P, P, run, HR);
 }
 
@@ -169,62 +177,75 @@ struct BackwardScratch {
 //    (as G ← drows[t0] = total + G); otherwise stores the chunk total in `total`;
 //  - when dtau is not null: dtau (R) = Σ_{t in chunk, h} Φ ⊙ dθ.
 template <RotaryLayout L, class T>
-[[gnu::noinline]] void backward_chunk(const BackwardArgs<T>& a, int64_t b, int64_t c, const T* P, T* drows, T* G, T* total, T* dtau,
-                    BackwardScratch<T>& scratch) {
-  const RopeShape& sh = a.sh;
-  const int64_t R = sh.D / 2, HR = sh.H * R, HD = sh.H * sh.D, W = simd::kWidth<T>;
-  const int64_t t0 = c * kPhaseChunk, t1 = std::min(sh.T, t0 + kPhaseChunk);
-  T* run = scratch.run.data();
-  T* acc = scratch.acc.data();
+[[gnu::noinline]] void backward_chunk(const BackwardArgs<T>& a, int64_t b, int64_t c, const T* P, T* drows, T* G,
+                                      T* total, T* dtau, BackwardScratch<T>& scratch) {
+  T* const dq = a.dq;
+  T* const dk = a.dk;
+  const T* const dq_out = a.dq_out;
+  const T* const dk_out = a.dk_out;
+  const T* const tau = a.tau;
+  const bool need_dtheta = a.need_dtheta, need_suffix = a.need_suffix;
+  const T* const q = need_dtheta ? a.q : nullptr;
+  const T* const k = need_dtheta ? a.k : nullptr;
+  const bool do_q = dq_out && (dq || need_dtheta), do_k = dk_out && (dk || need_dtheta);
+  const int64_t Tn = a.sh.T, H = a.sh.H, D = a.sh.D, R = D / 2, HR = H * R, HD = H * D;
+  constexpr int64_t W = simd::kWidth<T>;
+  const int64_t t0 = c * kPhaseChunk, t1 = std::min(Tn, t0 + kPhaseChunk);
+  const T* const dfinal = a.dfinal ? a.dfinal + b * HR : nullptr;
+  T* const run = scratch.run.data();
+  T* const acc = scratch.acc.data();
   std::fill(run, run + HR, T(0));
   std::fill(acc, acc + HR, T(0));
-  const bool do_q = a.dq_out && (a.dq || a.need_dtheta), do_k = a.dk_out && (a.dk || a.need_dtheta);
-  const T* q = a.need_dtheta ? a.q : nullptr;
-  const T* k = a.need_dtheta ? a.k : nullptr;
 
-  for (int64_t t = t0; t < t1; ++t) {
-    const int64_t row = b * sh.T + t;
-    const T* phi = a.phi + row * HR;
-    T* dphase = drows + (t - t0) * HR;
-    const T* dfinal = (t == sh.T - 1) ? a.dfinal : nullptr;
-    if (a.dq && !a.dq_out) std::fill_n(a.dq + row * HD, HD, T(0));
-    if (a.dk && !a.dk_out) std::fill_n(a.dk + row * HD, HD, T(0));
-    for (int64_t h = 0; h < sh.H; ++h) {
-      const int64_t at = row * HD + h * sh.D;
-      for (int64_t j = 0; j < R; j += W) {
-        const int64_t n = std::min(W, R - j), x = h * R + j;
-        const Batch<T> sum = simd::load_n(run + x, n) + simd::load_n(phi + x, n);
-        simd::store_n(run + x, sum, n);
-        const Batch<T> Phi = simd::load_n(P + x, n) + sum;
-        const Batch<T> tau = simd::load_n(a.tau + j, n);
-        Batch<T> s, cs;
-        simd::sincos(tau * Phi, s, cs);
-        Batch<T> dth_q(T(0)), dth_k(T(0));
-        if (do_q) dth_q = simd::unrotate_pairs<L>(a.dq ? a.dq + at : nullptr, a.dq_out + at, q ? q + at : nullptr, R, j, n, cs, s);
-        if (do_k) dth_k = simd::unrotate_pairs<L>(a.dk ? a.dk + at : nullptr, a.dk_out + at, k ? k + at : nullptr, R, j, n, cs, s);
-        if (!a.need_dtheta) continue;
-        const Batch<T> dth = dth_q + dth_k;
-        if (a.need_suffix) {
-          Batch<T> dPhi = tau * dth;
-          if (dfinal) dPhi += simd::load_n(dfinal + b * HR + x, n);
-          simd::store_n(dphase + x, dPhi, n);
+  simd::dispatch_full<T>(R, [&](auto full) {
+    const T* phi = a.phi + (b * Tn + t0) * HR;
+    for (int64_t t = t0; t < t1; ++t, phi += HR) {
+      const int64_t row = b * Tn + t;
+      T* const dphase = drows + (t - t0) * HR;
+      const T* const dfinal_t = (t == Tn - 1) ? dfinal : nullptr;
+      if (dq && !dq_out) std::fill_n(dq + row * HD, HD, T(0));
+      if (dk && !dk_out) std::fill_n(dk + row * HD, HD, T(0));
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t at = row * HD + h * D;
+        for (int64_t j = 0; j < R; j += W) {
+          const int64_t n = decltype(full)::value ? W : std::min(W, R - j), x = h * R + j;
+          const Batch<T> sum = simd::load_n(run + x, n) + simd::load_n(phi + x, n);
+          simd::store_n(run + x, sum, n);
+          const Batch<T> Phi = simd::load_n(P + x, n) + sum;
+          const Batch<T> tau_j = simd::load_n(tau + j, n);
+          Batch<T> s, cs;
+          simd::sincos(tau_j * Phi, s, cs);
+          Batch<T> dth_q(T(0)), dth_k(T(0));
+          if (do_q) dth_q = simd::unrotate_pairs<L>(dq ? dq + at : nullptr, dq_out + at, q ? q + at : nullptr, R, j, n, cs, s);
+          if (do_k) dth_k = simd::unrotate_pairs<L>(dk ? dk + at : nullptr, dk_out + at, k ? k + at : nullptr, R, j, n, cs, s);
+          if (!need_dtheta) continue;
+          const Batch<T> dth = dth_q + dth_k;
+          if (need_suffix) {
+            Batch<T> dPhi = tau_j * dth;
+            if (dfinal_t) dPhi += simd::load_n(dfinal_t + x, n);
+            simd::store_n(dphase + x, dPhi, n);
+          }
+          if (dtau) simd::store_n(acc + x, xsimd::fma(Phi, dth, simd::load_n(acc + x, n)), n);
         }
-        if (dtau) simd::store_n(acc + x, xsimd::fma(Phi, dth, simd::load_n(acc + x, n)), n);
       }
     }
-  }
 
-  if (a.need_suffix) {
-    // Reverse running sum within the chunk, while its rows are still in cache.
+    if (!need_suffix) return;
+    // Reverse running sum within the chunk, while its rows are still in cache:
+    // run += dΦ_t, then dphi_t = run + G (or run alone, G added later by the caller).
     std::fill(run, run + HR, T(0));
     for (int64_t t = t1 - 1; t >= t0; --t) {
-      T* dphase = drows + (t - t0) * HR;
-      add_rows(run, run, dphase, HR);
-      if (G)
-        add_rows(dphase, run, G, HR);
-      else
-        std::copy_n(run, HR, dphase);
+      T* const d = drows + (t - t0) * HR;
+      for (int64_t i = 0; i < HR; i += W) {
+        const int64_t n = decltype(full)::value ? W : std::min(W, HR - i);
+        const Batch<T> r = simd::load_n(run + i, n) + simd::load_n(d + i, n);
+        simd::store_n(run + i, r, n);
+        simd::store_n(d + i, G ? r + simd::load_n(G + i, n) : r, n);
+      }
     }
+  });
+
+  if (need_suffix) {
     if (G)
       std::copy_n(drows, HR, G);
     else
@@ -232,7 +253,7 @@ template <RotaryLayout L, class T>
   }
   if (dtau) {
     std::fill(dtau, dtau + R, T(0));
-    for (int64_t h = 0; h < sh.H; ++h) add_rows(dtau, dtau, acc + h * R, R);
+    for (int64_t h = 0; h < H; ++h) add_rows(dtau, dtau, acc + h * R, R);
   }
 }
 
