@@ -69,8 +69,8 @@ void rope_frequencies(T* omega, int64_t D, double base) {
 }
 
 template <class T>
-void rope_forward(T* q_out, T* k_out, const T* q, const T* k, const T* omega, int64_t position_offset,
-                  RopeShape shape, RotaryLayout layout) {
+void rope_forward(T* q_out, T* k_out, const T* q, const T* k, const T* omega, int64_t position_offset, RopeShape shape,
+                  RotaryLayout layout) {
   simd::check_rope_shape("rope_forward", shape);
   ROTOR_CHECK(!k == !k_out, "rope_forward", "k and k_out must both be given or both be null");
   if (shape.H == 0) return;
@@ -120,8 +120,8 @@ void rope_forward_reference(T* q_out, T* k_out, const T* q, const T* k, const T*
 }
 
 template <class T>
-void rope_backward_reference(T* dq, T* dk, const T* dq_out, const T* dk_out, const T* omega,
-                             int64_t position_offset, RopeShape shape, RotaryLayout layout) {
+void rope_backward_reference(T* dq, T* dk, const T* dq_out, const T* dk_out, const T* omega, int64_t position_offset,
+                             RopeShape shape, RotaryLayout layout) {
   simd::check_rope_shape("rope_backward_reference", shape);
   const int64_t R = shape.D / 2;
   for (int64_t b = 0; b < shape.B; ++b)
@@ -143,14 +143,12 @@ void rope_backward_reference(T* dq, T* dk, const T* dq_out, const T* dk_out, con
         }
 }
 
-#define ROTOR_INSTANTIATE(T)                                                                                  \
-  template void rope_frequencies<T>(T*, int64_t, double);                                                     \
-  template void rope_forward<T>(T*, T*, const T*, const T*, const T*, int64_t, RopeShape, RotaryLayout);      \
-  template void rope_backward<T>(T*, T*, const T*, const T*, const T*, int64_t, RopeShape, RotaryLayout);     \
-  template void rope_forward_reference<T>(T*, T*, const T*, const T*, const T*, int64_t, RopeShape,           \
-                                          RotaryLayout);                                                      \
-  template void rope_backward_reference<T>(T*, T*, const T*, const T*, const T*, int64_t, RopeShape,          \
-                                           RotaryLayout);
+#define ROTOR_INSTANTIATE(T)                                                                                       \
+  template void rope_frequencies<T>(T*, int64_t, double);                                                          \
+  template void rope_forward<T>(T*, T*, const T*, const T*, const T*, int64_t, RopeShape, RotaryLayout);           \
+  template void rope_backward<T>(T*, T*, const T*, const T*, const T*, int64_t, RopeShape, RotaryLayout);          \
+  template void rope_forward_reference<T>(T*, T*, const T*, const T*, const T*, int64_t, RopeShape, RotaryLayout); \
+  template void rope_backward_reference<T>(T*, T*, const T*, const T*, const T*, int64_t, RopeShape, RotaryLayout);
 ROTOR_INSTANTIATE(float)
 ROTOR_INSTANTIATE(double)
 #undef ROTOR_INSTANTIATE

@@ -32,8 +32,7 @@ void forward_rows(T* out, const T* x, const T* theta, int64_t lo, int64_t hi, in
 }
 
 template <RotaryLayout L, class T>
-void backward_rows(T* dx, T* dtheta, const T* dout, const T* x, const T* theta, int64_t lo, int64_t hi,
-                   int64_t D) {
+void backward_rows(T* dx, T* dtheta, const T* dout, const T* x, const T* theta, int64_t lo, int64_t hi, int64_t D) {
   using simd::Batch;
   const int64_t R = D / 2, W = simd::kWidth<T>;
   for (int64_t i = lo; i < hi; ++i) {
@@ -41,8 +40,8 @@ void backward_rows(T* dx, T* dtheta, const T* dout, const T* x, const T* theta, 
       const int64_t n = std::min(W, R - j);
       Batch<T> s, c;
       simd::sincos(simd::load_n(theta + i * R + j, n), s, c);
-      Batch<T> dth = simd::unrotate_pairs<L>(dx ? dx + i * D : nullptr, dout + i * D, dtheta ? x + i * D : nullptr,
-                                             R, j, n, c, s);
+      Batch<T> dth =
+          simd::unrotate_pairs<L>(dx ? dx + i * D : nullptr, dout + i * D, dtheta ? x + i * D : nullptr, R, j, n, c, s);
       if (dtheta) simd::store_n(dtheta + i * R + j, dth, n);
     }
   }
@@ -113,11 +112,10 @@ void rotary_backward_reference(T* dx, T* dtheta, const T* dout, const T* x, cons
 }
 
 #define ROTOR_INSTANTIATE(T)                                                                              \
-  template void rotary_forward<T>(T*, const T*, const T*, int64_t, int64_t, RotaryLayout);               \
+  template void rotary_forward<T>(T*, const T*, const T*, int64_t, int64_t, RotaryLayout);                \
   template void rotary_backward<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t, RotaryLayout); \
-  template void rotary_forward_reference<T>(T*, const T*, const T*, int64_t, int64_t, RotaryLayout);     \
-  template void rotary_backward_reference<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t,     \
-                                             RotaryLayout);
+  template void rotary_forward_reference<T>(T*, const T*, const T*, int64_t, int64_t, RotaryLayout);      \
+  template void rotary_backward_reference<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t, RotaryLayout);
 ROTOR_INSTANTIATE(float)
 ROTOR_INSTANTIATE(double)
 #undef ROTOR_INSTANTIATE

@@ -32,7 +32,7 @@ template <class T>
 void rotary_forward_reference(T* out, const T* x, const T* theta, int64_t N, int64_t D,
                               RotaryLayout layout = RotaryLayout::HalfSplit);
 template <class T>
-void rotary_backward_reference(T* dx, T* dtheta, const T* dout, const T* x, const T* theta, int64_t N,
-                               int64_t D, RotaryLayout layout = RotaryLayout::HalfSplit);
+void rotary_backward_reference(T* dx, T* dtheta, const T* dout, const T* x, const T* theta, int64_t N, int64_t D,
+                               RotaryLayout layout = RotaryLayout::HalfSplit);
 
 }  // namespace rotor::kernels

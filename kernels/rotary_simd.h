@@ -83,8 +83,7 @@ inline void store_pairs(T* x, int64_t R, int64_t j, int64_t n, const Batch<T>& r
 
 // out = x · e^{iθ} for complex numbers j .. j+n-1 of one row, given c = cos θ, s = sin θ.
 template <RotaryLayout L, class T>
-inline void rotate_pairs(T* out, const T* x, int64_t R, int64_t j, int64_t n, const Batch<T>& c,
-                         const Batch<T>& s) {
+inline void rotate_pairs(T* out, const T* x, int64_t R, int64_t j, int64_t n, const Batch<T>& c, const Batch<T>& s) {
   Batch<T> re, im;
   load_pairs<L>(x, R, j, n, re, im);
   store_pairs<L>(out, R, j, n, xsimd::fms(re, c, im * s), xsimd::fma(re, s, im * c));
@@ -94,8 +93,8 @@ inline void rotate_pairs(T* out, const T* x, int64_t R, int64_t j, int64_t n, co
 // dθ = Im(conj(z_x) · dz) = x_re·dx_im − x_im·dx_re is returned (when x is not null, else 0).
 // This equals MATH.md §1's g[r]·(−x[r]·sin − x[r+R]·cos) + g[r+R]·(x[r]·cos − x[r+R]·sin).
 template <RotaryLayout L, class T>
-inline Batch<T> unrotate_pairs(T* dx, const T* g, const T* x, int64_t R, int64_t j, int64_t n,
-                               const Batch<T>& c, const Batch<T>& s) {
+inline Batch<T> unrotate_pairs(T* dx, const T* g, const T* x, int64_t R, int64_t j, int64_t n, const Batch<T>& c,
+                               const Batch<T>& s) {
   Batch<T> g_re, g_im;
   load_pairs<L>(g, R, j, n, g_re, g_im);
   const Batch<T> dx_re = xsimd::fma(g_re, c, g_im * s);
@@ -108,9 +107,7 @@ inline Batch<T> unrotate_pairs(T* dx, const T* g, const T* x, int64_t R, int64_t
 }
 
 // Element indices of the real and imaginary part of complex number r (scalar reference loops).
-inline int64_t re_index(RotaryLayout layout, int64_t r) {
-  return layout == RotaryLayout::HalfSplit ? r : 2 * r;
-}
+inline int64_t re_index(RotaryLayout layout, int64_t r) { return layout == RotaryLayout::HalfSplit ? r : 2 * r; }
 inline int64_t im_index(RotaryLayout layout, int64_t R, int64_t r) {
   return layout == RotaryLayout::HalfSplit ? r + R : 2 * r + 1;
 }

@@ -216,8 +216,10 @@ template <RotaryLayout L, class T>
           Batch<T> s, cs;
           simd::sincos(tau_j * Phi, s, cs);
           Batch<T> dth_q(T(0)), dth_k(T(0));
-          if (do_q) dth_q = simd::unrotate_pairs<L>(dq ? dq + at : nullptr, dq_out + at, q ? q + at : nullptr, R, j, n, cs, s);
-          if (do_k) dth_k = simd::unrotate_pairs<L>(dk ? dk + at : nullptr, dk_out + at, k ? k + at : nullptr, R, j, n, cs, s);
+          if (do_q)
+            dth_q = simd::unrotate_pairs<L>(dq ? dq + at : nullptr, dq_out + at, q ? q + at : nullptr, R, j, n, cs, s);
+          if (do_k)
+            dth_k = simd::unrotate_pairs<L>(dk ? dk + at : nullptr, dk_out + at, k ? k + at : nullptr, R, j, n, cs, s);
           if (!need_dtheta) continue;
           const Batch<T> dth = dth_q + dth_k;
           if (need_suffix) {
@@ -277,8 +279,8 @@ void backward_impl(const BackwardArgs<T>& a, T* dphi, T* dtemperature, T* doffse
       BackwardScratch<T> scratch(HR, scratch_rows);
       std::vector<T> G(size_t(HR), T(0));
       for (int64_t c = nc - 1; c >= 0; --c)
-        backward_chunk<L, T>(a, b, c, P_at(b, c), drows_at(b, c, scratch), a.need_suffix ? G.data() : nullptr,
-                          nullptr, dtau_at(b, c), scratch);
+        backward_chunk<L, T>(a, b, c, P_at(b, c), drows_at(b, c, scratch), a.need_suffix ? G.data() : nullptr, nullptr,
+                             dtau_at(b, c), scratch);
       if (doffset) std::copy(G.begin(), G.end(), doffset + b * HR);
     });
   } else {
@@ -288,8 +290,8 @@ void backward_impl(const BackwardArgs<T>& a, T* dphi, T* dtemperature, T* doffse
     for_items(sh.B * nc, work, [&](int64_t item) {
       const int64_t b = item / nc, c = item % nc;
       BackwardScratch<T> scratch(HR, scratch_rows);
-      backward_chunk<L, T>(a, b, c, P_at(b, c), drows_at(b, c, scratch), nullptr,
-                        a.need_suffix ? G_at(b, c) : nullptr, dtau_at(b, c), scratch);
+      backward_chunk<L, T>(a, b, c, P_at(b, c), drows_at(b, c, scratch), nullptr, a.need_suffix ? G_at(b, c) : nullptr,
+                           dtau_at(b, c), scratch);
     });
     if (a.need_suffix) {
       for (int64_t b = 0; b < sh.B; ++b)
@@ -342,9 +344,9 @@ void selective_rope_forward(T* q_out, T* k_out, T* final_offset, const T* q, con
 }
 
 template <class T>
-void selective_rope_backward(T* dq, T* dk, T* dphi, T* dtemperature, T* doffset, const T* dq_out,
-                             const T* dk_out, const T* dfinal_offset, const T* q, const T* k, const T* phi,
-                             const T* temperature, const T* offset, RopeShape shape, RotaryLayout layout) {
+void selective_rope_backward(T* dq, T* dk, T* dphi, T* dtemperature, T* doffset, const T* dq_out, const T* dk_out,
+                             const T* dfinal_offset, const T* q, const T* k, const T* phi, const T* temperature,
+                             const T* offset, RopeShape shape, RotaryLayout layout) {
   const char* op = "selective_rope_backward";
   check_selective(op, shape, phi, temperature);
   const bool need_dtheta = dphi || dtemperature || doffset;
@@ -359,8 +361,8 @@ void selective_rope_backward(T* dq, T* dk, T* dphi, T* dtemperature, T* doffset,
     if (dk) std::fill_n(dk, n, T(0));
     return;
   }
-  const BackwardArgs<T> a{dq,  dk,  dq_out,      dk_out, dfinal_offset,    q, k, phi, temperature, shape,
-                          need_dtheta, bool(dphi || doffset)};
+  const BackwardArgs<T> a{dq, dk,  dq_out,      dk_out, dfinal_offset, q,
+                          k,  phi, temperature, shape,  need_dtheta,   bool(dphi || doffset)};
   if (layout == RotaryLayout::HalfSplit)
     backward_impl<RotaryLayout::HalfSplit>(a, dphi, dtemperature, doffset, offset);
   else
@@ -403,9 +405,8 @@ void selective_rope_forward_reference(T* q_out, T* k_out, T* final_offset, const
 
 template <class T>
 void selective_rope_backward_reference(T* dq, T* dk, T* dphi, T* dtemperature, T* doffset, const T* dq_out,
-                                       const T* dk_out, const T* dfinal_offset, const T* q, const T* k,
-                                       const T* phi, const T* temperature, const T* offset, RopeShape sh,
-                                       RotaryLayout layout) {
+                                       const T* dk_out, const T* dfinal_offset, const T* q, const T* k, const T* phi,
+                                       const T* temperature, const T* offset, RopeShape sh, RotaryLayout layout) {
   check_selective("selective_rope_backward_reference", sh, phi, temperature);
   const int64_t R = sh.D / 2, HR = sh.H * R;
   std::vector<T> Phi(static_cast<size_t>(HR)), dPhi(static_cast<size_t>(sh.T * HR)), tmp(static_cast<size_t>(HR));
@@ -474,16 +475,15 @@ void rotary_temperature(T* temperature, TemperatureType type, double theta, int6
   for (int64_t r = 0; r < R; ++r) temperature[r] = T(temp_max * t[r] / mx);
 }
 
-#define ROTOR_INSTANTIATE(T)                                                                                     \
-  template void selective_rope_forward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,          \
-                                          RopeShape, RotaryLayout);                                              \
-  template void selective_rope_backward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, \
-                                           const T*, const T*, const T*, RopeShape, RotaryLayout);               \
-  template void selective_rope_forward_reference<T>(T*, T*, T*, const T*, const T*, const T*, const T*,          \
-                                                    const T*, RopeShape, RotaryLayout);                          \
-  template void selective_rope_backward_reference<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*,           \
-                                                     const T*, const T*, const T*, const T*, const T*, RopeShape, \
-                                                     RotaryLayout);                                              \
+#define ROTOR_INSTANTIATE(T)                                                                                           \
+  template void selective_rope_forward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*, RopeShape,     \
+                                          RotaryLayout);                                                               \
+  template void selective_rope_backward<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*,       \
+                                           const T*, const T*, const T*, RopeShape, RotaryLayout);                     \
+  template void selective_rope_forward_reference<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,      \
+                                                    RopeShape, RotaryLayout);                                          \
+  template void selective_rope_backward_reference<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, const T*,       \
+                                                     const T*, const T*, const T*, const T*, RopeShape, RotaryLayout); \
   template void rotary_temperature<T>(T*, TemperatureType, double, int64_t, double);
 ROTOR_INSTANTIATE(float)
 ROTOR_INSTANTIATE(double)

@@ -39,10 +39,9 @@ void selective_rope_forward(T* q_out, T* k_out, T* final_offset, const T* q, con
 // dphi, dtemperature or doffset is wanted. Φ is recomputed in the forward's order; the
 // dtemperature reduction runs over fixed (batch, chunk) partials in a fixed order.
 template <class T>
-void selective_rope_backward(T* dq, T* dk, T* dphi, T* dtemperature, T* doffset, const T* dq_out,
-                             const T* dk_out, const T* dfinal_offset, const T* q, const T* k, const T* phi,
-                             const T* temperature, const T* offset, RopeShape shape,
-                             RotaryLayout layout = RotaryLayout::HalfSplit);
+void selective_rope_backward(T* dq, T* dk, T* dphi, T* dtemperature, T* doffset, const T* dq_out, const T* dk_out,
+                             const T* dfinal_offset, const T* q, const T* k, const T* phi, const T* temperature,
+                             const T* offset, RopeShape shape, RotaryLayout layout = RotaryLayout::HalfSplit);
 
 // Unfused scalar loops — plain running sum, multiply, std::sin/std::cos rotation, reverse
 // running sum — the oracles of the two kernels above. Same contracts.
@@ -52,8 +51,8 @@ void selective_rope_forward_reference(T* q_out, T* k_out, T* final_offset, const
                                       RotaryLayout layout = RotaryLayout::HalfSplit);
 template <class T>
 void selective_rope_backward_reference(T* dq, T* dk, T* dphi, T* dtemperature, T* doffset, const T* dq_out,
-                                       const T* dk_out, const T* dfinal_offset, const T* q, const T* k,
-                                       const T* phi, const T* temperature, const T* offset, RopeShape shape,
+                                       const T* dk_out, const T* dfinal_offset, const T* q, const T* k, const T* phi,
+                                       const T* temperature, const T* offset, RopeShape shape,
                                        RotaryLayout layout = RotaryLayout::HalfSplit);
 
 // The temperature τ (R values, R = D/2) of MATH.md §2 step 7, as the reference's

@@ -41,8 +41,8 @@ struct SincosConstants<double> {
   static constexpr double limit = 0x1p26;
   // Cephes sin/cos.
   static constexpr double s[] = {1.58962301576546568060e-10, -2.50507477628578072866e-8, 2.75573136213857245213e-6,
-                                 -1.98412698295895385996e-4, 8.33333333332211858878e-3, -1.66666666666666307295e-1};
-  static constexpr double c[] = {-1.13585365213876817300e-11, 2.08757008419747316778e-9, -2.75573141792967388112e-7,
+                                 -1.98412698295895385996e-4, 8.33333333332211858878e-3,  -1.66666666666666307295e-1};
+  static constexpr double c[] = {-1.13585365213876817300e-11, 2.08757008419747316778e-9,  -2.75573141792967388112e-7,
                                  2.48015872888517045348e-5,   -1.38888888888730564116e-3, 4.16666666666665929218e-2};
 };
 
@@ -81,7 +81,7 @@ inline void sincos(const xsimd::batch<T, A>& x, xsimd::batch<T, A>& s, xsimd::ba
   B r = x;
   for (T part : K::pio2) r = xsimd::fnma(k, B(part), r);  // exact products: fused or not, same r
   const B z = r * r;
-  const B ps = xsimd::fma(horner(z, K::s) * z, r, r);                        // sin r
+  const B ps = xsimd::fma(horner(z, K::s) * z, r, r);                                   // sin r
   const B pc = xsimd::fma(horner(z, K::c) * z, z, xsimd::fnma(B(T(0.5)), z, B(T(1))));  // cos r
 
   // Quadrant q = k mod 4: sin x = (s, c, -s, -c)[q], cos x = (c, -s, -c, s)[q].

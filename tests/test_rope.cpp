@@ -108,8 +108,8 @@ SelectiveGrads<T> run_backward(const SelectiveInputs<T>& in, const std::vector<T
                                const std::vector<T>* gf, RotaryLayout layout) {
   SelectiveGrads<T> g(in.sh);
   selective_rope_backward(g.dq.data(), g.dk.data(), g.dphi.data(), g.dtau.data(), g.doffset.data(), gq.data(),
-                          gk.data(), gf ? gf->data() : nullptr, in.q.data(), in.k.data(), in.phi.data(),
-                          in.tau.data(), in.offset.data(), in.sh, layout);
+                          gk.data(), gf ? gf->data() : nullptr, in.q.data(), in.k.data(), in.phi.data(), in.tau.data(),
+                          in.offset.data(), in.sh, layout);
   return g;
 }
 
@@ -236,16 +236,20 @@ TEST_CASE_TEMPLATE("rope forward and backward match float64 loops", T, float, do
       std::vector<double> qo64(numel(sh)), ko64(numel(sh)), dq64(numel(sh)), dk64(numel(sh));
       rotary_forward_reference(qo64.data(), q64.data(), theta.data(), N, D, layout);
       rotary_forward_reference(ko64.data(), k64.data(), theta.data(), N, D, layout);
-      rotary_backward_reference(dq64.data(), static_cast<double*>(nullptr), gq64.data(), q64.data(), theta.data(), N, D, layout);
-      rotary_backward_reference(dk64.data(), static_cast<double*>(nullptr), gk64.data(), k64.data(), theta.data(), N, D, layout);
+      rotary_backward_reference(dq64.data(), static_cast<double*>(nullptr), gq64.data(), q64.data(), theta.data(), N, D,
+                                layout);
+      rotary_backward_reference(dk64.data(), static_cast<double*>(nullptr), gk64.data(), k64.data(), theta.data(), N, D,
+                                layout);
       CHECK(max_diff(qo, qo64) < kRotTol<T>);
       CHECK(max_diff(ko, ko64) < kRotTol<T>);
       CHECK(max_diff(dq, dq64) < kRotTol<T>);
       CHECK(max_diff(dk, dk64) < kRotTol<T>);
 
       std::vector<T> qo_ref(numel(sh)), dk_ref(numel(sh));
-      rope_forward_reference(qo_ref.data(), static_cast<T*>(nullptr), q.data(), static_cast<const T*>(nullptr), omega.data(), 5, sh, layout);
-      rope_backward_reference(static_cast<T*>(nullptr), dk_ref.data(), gq.data(), gk.data(), omega.data(), 5, sh, layout);
+      rope_forward_reference(qo_ref.data(), static_cast<T*>(nullptr), q.data(), static_cast<const T*>(nullptr),
+                             omega.data(), 5, sh, layout);
+      rope_backward_reference(static_cast<T*>(nullptr), dk_ref.data(), gq.data(), gk.data(), omega.data(), 5, sh,
+                              layout);
       CHECK(max_diff(qo_ref, qo64) < kRotTol<T>);
       CHECK(max_diff(dk_ref, dk64) < kRotTol<T>);
     }
@@ -258,7 +262,8 @@ TEST_CASE("rope: q'_t·k'_s depends only on t − s, and the backward inverts th
   rope_frequencies(omega.data(), D, 10000.0);
   auto q1 = uniform<double>(D, 1), k1 = uniform<double>(D, 2);
   std::vector<double> q(T * D), k(T * D);
-  for (int64_t t = 0; t < T; ++t) std::copy(q1.begin(), q1.end(), q.begin() + t * D), std::copy(k1.begin(), k1.end(), k.begin() + t * D);
+  for (int64_t t = 0; t < T; ++t)
+    std::copy(q1.begin(), q1.end(), q.begin() + t * D), std::copy(k1.begin(), k1.end(), k.begin() + t * D);
   std::vector<double> qo(T * D), ko(T * D);
   rope_forward(qo.data(), ko.data(), q.data(), k.data(), omega.data(), 3, sh);
   auto dot = [&](int64_t t, int64_t s) {
@@ -323,52 +328,55 @@ TEST_CASE_TEMPLATE("selective rope backward matches the analytic float64 referen
 }
 
 TEST_CASE("selective rope backward: optional inputs and outputs") {
-  const RopeShape sh{2, 90, 2, 10};
-  SelectiveInputs<double> in(sh, 3);
-  auto gq = uniform<double>(numel(sh), 4), gk = uniform<double>(numel(sh), 5);
-  const auto full = run_backward<double>(in, gq, gk, nullptr, RotaryLayout::HalfSplit);
-  const double* no = nullptr;
+  // B = 2: along-time path (chunk totals, carry added in a second pass); B = 8: per sequence.
+  for (const RopeShape& sh : {RopeShape{2, 90, 2, 10}, RopeShape{8, 90, 2, 10}}) {
+    CAPTURE(sh.B);
+    SelectiveInputs<double> in(sh, 3);
+    auto gq = uniform<double>(numel(sh), 4), gk = uniform<double>(numel(sh), 5);
+    const auto full = run_backward<double>(in, gq, gk, nullptr, RotaryLayout::HalfSplit);
+    const double* no = nullptr;
 
-  SUBCASE("only dtemperature") {
-    std::vector<double> dtau(sh.D / 2);
-    selective_rope_backward<double>(nullptr, nullptr, nullptr, dtau.data(), nullptr, gq.data(), gk.data(), no,
-                                    in.q.data(), in.k.data(), in.phi.data(), in.tau.data(), in.offset.data(), sh);
-    CHECK(dtau == full.dtau);
-  }
-  SUBCASE("only doffset (dphi rows kept in scratch)") {
-    std::vector<double> doff(full.doffset.size());
-    selective_rope_backward<double>(nullptr, nullptr, nullptr, nullptr, doff.data(), gq.data(), gk.data(), no,
-                                    in.q.data(), in.k.data(), in.phi.data(), in.tau.data(), in.offset.data(), sh);
-    CHECK(doff == full.doffset);
-  }
-  SUBCASE("no upstream gradient on k: k's gradient is zero and the rest equals the reference") {
-    SelectiveGrads<double> g(sh), ref(sh);
-    std::fill(g.dk.begin(), g.dk.end(), 1.0);
-    selective_rope_backward<double>(g.dq.data(), g.dk.data(), g.dphi.data(), g.dtau.data(), g.doffset.data(),
-                                    gq.data(), no, no, in.q.data(), no, in.phi.data(), in.tau.data(),
-                                    in.offset.data(), sh);
-    selective_rope_backward_reference<double>(ref.dq.data(), ref.dk.data(), ref.dphi.data(), ref.dtau.data(),
-                                              ref.doffset.data(), gq.data(), no, no, in.q.data(), no,
-                                              in.phi.data(), in.tau.data(), in.offset.data(), sh);
-    CHECK(max_abs(g.dk) == 0.0);
-    CHECK(max_diff(g.dq, ref.dq) < 1e-12);
-    CHECK(max_diff(g.dphi, ref.dphi) < 1e-10);
-    CHECK(max_diff(g.dtau, ref.dtau) < 1e-9);
-  }
-  SUBCASE("q without k in the forward") {
-    std::vector<double> qo(numel(sh)), qo_ref(numel(sh)), fo(full.doffset.size()), fo_ref(full.doffset.size());
-    selective_rope_forward<double>(qo.data(), nullptr, fo.data(), in.q.data(), no, in.phi.data(), in.tau.data(),
-                                   in.offset.data(), sh);
-    selective_rope_forward_reference<double>(qo_ref.data(), nullptr, fo_ref.data(), in.q.data(), no, in.phi.data(),
-                                             in.tau.data(), in.offset.data(), sh);
-    CHECK(max_diff(qo, qo_ref) < 1e-12);
-    CHECK(max_diff(fo, fo_ref) < 1e-12);
-  }
-  SUBCASE("dq needs q when angles are differentiated") {
-    std::vector<double> dphi(numel_phase(sh));
-    CHECK_THROWS_AS(selective_rope_backward<double>(nullptr, nullptr, dphi.data(), nullptr, nullptr, gq.data(), no,
-                                                    no, no, no, in.phi.data(), in.tau.data(), no, sh),
-                    rotor::Error);
+    {  // only dtemperature
+      std::vector<double> dtau(sh.D / 2);
+      selective_rope_backward<double>(nullptr, nullptr, nullptr, dtau.data(), nullptr, gq.data(), gk.data(), no,
+                                      in.q.data(), in.k.data(), in.phi.data(), in.tau.data(), in.offset.data(), sh);
+      CHECK(dtau == full.dtau);
+    }
+    {  // only doffset (dphi rows kept in scratch)
+      std::vector<double> doff(full.doffset.size());
+      selective_rope_backward<double>(nullptr, nullptr, nullptr, nullptr, doff.data(), gq.data(), gk.data(), no,
+                                      in.q.data(), in.k.data(), in.phi.data(), in.tau.data(), in.offset.data(), sh);
+      CHECK(doff == full.doffset);
+    }
+    {  // no upstream gradient on k: k's gradient is zero and the rest equals the reference
+      SelectiveGrads<double> g(sh), ref(sh);
+      std::fill(g.dk.begin(), g.dk.end(), 1.0);
+      selective_rope_backward<double>(g.dq.data(), g.dk.data(), g.dphi.data(), g.dtau.data(), g.doffset.data(),
+                                      gq.data(), no, no, in.q.data(), no, in.phi.data(), in.tau.data(),
+                                      in.offset.data(), sh);
+      selective_rope_backward_reference<double>(ref.dq.data(), ref.dk.data(), ref.dphi.data(), ref.dtau.data(),
+                                                ref.doffset.data(), gq.data(), no, no, in.q.data(), no, in.phi.data(),
+                                                in.tau.data(), in.offset.data(), sh);
+      CHECK(max_abs(g.dk) == 0.0);
+      CHECK(max_diff(g.dq, ref.dq) < 1e-12);
+      CHECK(max_diff(g.dphi, ref.dphi) < 1e-10);
+      CHECK(max_diff(g.dtau, ref.dtau) < 1e-9);
+    }
+    {  // q without k in the forward
+      std::vector<double> qo(numel(sh)), qo_ref(numel(sh)), fo(full.doffset.size()), fo_ref(full.doffset.size());
+      selective_rope_forward<double>(qo.data(), nullptr, fo.data(), in.q.data(), no, in.phi.data(), in.tau.data(),
+                                     in.offset.data(), sh);
+      selective_rope_forward_reference<double>(qo_ref.data(), nullptr, fo_ref.data(), in.q.data(), no, in.phi.data(),
+                                               in.tau.data(), in.offset.data(), sh);
+      CHECK(max_diff(qo, qo_ref) < 1e-12);
+      CHECK(max_diff(fo, fo_ref) < 1e-12);
+    }
+    {  // dq needs q when angles are differentiated
+      std::vector<double> dphi(numel_phase(sh));
+      CHECK_THROWS_AS(selective_rope_backward<double>(nullptr, nullptr, dphi.data(), nullptr, nullptr, gq.data(), no,
+                                                      no, no, no, in.phi.data(), in.tau.data(), no, sh),
+                      rotor::Error);
+    }
   }
 }
 
@@ -435,8 +443,8 @@ TEST_CASE_TEMPLATE("selective rope with phi = 1 and RoPE temperatures is fixed R
   for (int64_t c : {0, 5}) {
     std::vector<T> offset(sh.B * sh.H * R, T(c));
     std::vector<T> qs(numel(sh)), ks(numel(sh)), qr(numel(sh)), kr(numel(sh)), fo(offset.size());
-    selective_rope_forward(qs.data(), ks.data(), fo.data(), q.data(), k.data(), phi.data(), tau.data(),
-                           offset.data(), sh);
+    selective_rope_forward(qs.data(), ks.data(), fo.data(), q.data(), k.data(), phi.data(), tau.data(), offset.data(),
+                           sh);
     rope_forward(qr.data(), kr.data(), q.data(), k.data(), omega.data(), c + 1, sh);
     CHECK(max_diff(qs, widen(qr)) < tol);
     CHECK(max_diff(ks, widen(kr)) < tol);
@@ -452,8 +460,7 @@ TEST_CASE_TEMPLATE("selective rope with phi = 1 and RoPE temperatures is fixed R
   }
 }
 
-TEST_CASE_TEMPLATE("selective rope: splitting a sequence and carrying final_offset equals one pass", T, float,
-                   double) {
+TEST_CASE_TEMPLATE("selective rope: splitting a sequence and carrying final_offset equals one pass", T, float, double) {
   const RopeShape whole{2, 300, 2, 10};
   SelectiveInputs<T> in(whole, 5);
   auto gq = uniform<T>(numel(whole), 6), gk = uniform<T>(numel(whole), 7), gf = uniform<T>(2 * 2 * 5, 8);
@@ -481,10 +488,9 @@ TEST_CASE_TEMPLATE("selective rope: splitting a sequence and carrying final_offs
     const auto ob = run_forward(b, RotaryLayout::HalfSplit);
 
     // Backward: the second part's doffset is the first part's gradient on final_offset.
-    const auto gb = run_backward(b, slice(gq, HD, cut, whole.T), slice(gk, HD, cut, whole.T), &gf,
-                                 RotaryLayout::HalfSplit);
-    const auto ga = run_backward(a, slice(gq, HD, 0, cut), slice(gk, HD, 0, cut), &gb.doffset,
-                                 RotaryLayout::HalfSplit);
+    const auto gb =
+        run_backward(b, slice(gq, HD, cut, whole.T), slice(gk, HD, cut, whole.T), &gf, RotaryLayout::HalfSplit);
+    const auto ga = run_backward(a, slice(gq, HD, 0, cut), slice(gk, HD, 0, cut), &gb.doffset, RotaryLayout::HalfSplit);
     std::vector<T> dtau(gone.dtau.size());
     for (size_t r = 0; r < dtau.size(); ++r) dtau[r] = ga.dtau[r] + gb.dtau[r];
 
@@ -567,8 +573,11 @@ TEST_CASE("selective rope: bit-identical on 1 and 2 threads, and across the two 
   SelectiveInputs<double> small = big;
   small.sh = one;
   const int64_t n = numel(one), np = numel_phase(one), no = 2 * 8;
-  auto take = [](const std::vector<double>& v, int64_t count) { return std::vector<double>(v.begin(), v.begin() + count); };
-  small.q = take(big.q, n), small.k = take(big.k, n), small.phi = take(big.phi, np), small.offset = take(big.offset, no);
+  auto take = [](const std::vector<double>& v, int64_t count) {
+    return std::vector<double>(v.begin(), v.begin() + count);
+  };
+  small.q = take(big.q, n), small.k = take(big.k, n), small.phi = take(big.phi, np),
+  small.offset = take(big.offset, no);
   auto gq = uniform<double>(numel(eight), 42), gk = uniform<double>(numel(eight), 43);
   const auto ob = run_forward(big, RotaryLayout::HalfSplit), os = run_forward(small, RotaryLayout::HalfSplit);
   CHECK(take(ob.q_out, n) == os.q_out);

@@ -64,9 +64,12 @@ void bench_rope(Bench& b) {
 
   // One long sequence: the along-time path (chunk pre-pass, then chunks as work items).
   const RopeShape one{1, 8 * 2048, 8, 64};
-  const double t_one = time_median([&] {
-    selective_rope_forward(qo.data, ko.data, final_offset.data, q.data, k.data, phi.data, tau.data, offset.data, one);
-  }, 11);
+  const double t_one = time_median(
+      [&] {
+        selective_rope_forward(qo.data, ko.data, final_offset.data, q.data, k.data, phi.data, tau.data, offset.data,
+                               one);
+      },
+      11);
   b.report_bandwidth("selective_rope_fwd_B1_T16384", fwd_bytes, t_one);
 }
 
