@@ -49,10 +49,18 @@ std::vector<T> phase_prefixes(const T* phi, const T* offset, const RopeShape& sh
   const int64_t HR = sh.H * (sh.D / 2), nc = num_chunks(sh.T);
   std::vector<T> P(size_t(sh.B * (nc + 1) * HR), T(0));
   for_items(sh.B * nc, sh.B * sh.T * HR, [&](int64_t item) {
-    const int64_t b = item / nc, c = item % nc;
+    const int64_t b = item / nc, c = item % nc, W = simd::kWidth<T>;
     T* S = P.data() + (b * (nc + 1) + c + 1) * HR;
-    const int64_t t1 = std::min(sh.T, (c + 1) * kPhaseChunk);
-    for (int64_t t = c * kPhaseChunk; t < t1; ++t) add_rows(S, S, phi + (b * sh.T + t) * HR, HR);
+    const int64_t t0 = c * kPhaseChunk, t1 = std::min(sh.T, t0 + kPhaseChunk);
+    const T* rows = phi + (b * sh.T + t0) * HR;
+    // Column by column, the sum in a register: per element the same left-to-right order as
+    // the running sum of forward_chunk.
+    for (int64_t i = 0; i < HR; i += W) {
+      const int64_t n = std::min(W, HR - i);
+      Batch<T> s(T(0));
+      for (int64_t t = 0; t < t1 - t0; ++t) s += simd::load_n(rows + t * HR + i, n);
+      simd::store_n(S + i, s, n);
+    }
   });
   for (int64_t b = 0; b < sh.B; ++b) {
     T* Pb = P.data() + b * (nc + 1) * HR;
