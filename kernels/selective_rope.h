@@ -36,8 +36,9 @@ void selective_rope_forward(T* q_out, T* k_out, T* final_offset, const T* q, con
 //   doffset   = Σ_t dΦ_t                           (B,H,R)
 // WRITES every non-null output; a null output is not computed. Null upstream gradients
 // (dq_out, dk_out, dfinal_offset) are zeros. q (k) is needed when dq_out (dk_out) is given and
-// dphi, dtemperature or doffset is wanted. Φ is recomputed in the forward's order; the
-// dtemperature reduction runs over fixed (batch, chunk) partials in a fixed order.
+// dphi, dtemperature or doffset is wanted. dq may alias dq_out and dk dk_out (not q, k).
+// Φ is recomputed in the forward's order; the dtemperature reduction runs over fixed
+// (batch, chunk) partials in a fixed order.
 template <class T>
 void selective_rope_backward(T* dq, T* dk, T* dphi, T* dtemperature, T* doffset, const T* dq_out, const T* dk_out,
                              const T* dfinal_offset, const T* q, const T* k, const T* phi, const T* temperature,

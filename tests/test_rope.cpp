@@ -371,6 +371,17 @@ TEST_CASE("selective rope backward: optional inputs and outputs") {
       CHECK(max_diff(qo, qo_ref) < 1e-12);
       CHECK(max_diff(fo, fo_ref) < 1e-12);
     }
+    {  // in place: q_out over q, dq over dq_out
+      SelectiveGrads<double> g = full;
+      std::vector<double> qo = in.q, dq = gq;
+      selective_rope_forward<double>(qo.data(), nullptr, nullptr, qo.data(), no, in.phi.data(), in.tau.data(),
+                                     in.offset.data(), sh);
+      selective_rope_backward<double>(dq.data(), g.dk.data(), g.dphi.data(), nullptr, nullptr, dq.data(), gk.data(), no,
+                                      in.q.data(), in.k.data(), in.phi.data(), in.tau.data(), in.offset.data(), sh);
+      CHECK(qo == run_forward(in, RotaryLayout::HalfSplit).q_out);
+      CHECK(dq == full.dq);
+      CHECK(g.dphi == full.dphi);
+    }
     {  // dq needs q when angles are differentiated
       std::vector<double> dphi(numel_phase(sh));
       CHECK_THROWS_AS(selective_rope_backward<double>(nullptr, nullptr, dphi.data(), nullptr, nullptr, gq.data(), no,
