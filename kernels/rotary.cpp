@@ -1,5 +1,6 @@
 #include "kernels/rotary.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
