@@ -4,6 +4,9 @@
 #include <numbers>
 
 #include "autograd/gradcheck.h"
+#include "core/view.h"
+#include "kernels/rope.h"
+#include "kernels/selective_rope.h"
 
 namespace rotor {
 
@@ -23,27 +26,78 @@ void check_qk(const Tensor& q, const Tensor& k, const char* op) {
 }
 }  // namespace
 
+namespace {
+void check_selective_rope(const Tensor& q, const Tensor& k, const Tensor& phi, const Tensor& temperature,
+                          const Tensor& offset);
+}
+
 SelectiveRopeOut selective_rope_unfused(const Tensor& q, const Tensor& k, const Tensor& phi,
                                         const Tensor& temperature, const Tensor& offset) {
-  check_qk(q, k, "selective_rope");
-  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), R = q.size(3) / 2;
-  ROTOR_CHECK(phi.shape() == (Shape{B, T, H, R}), "selective_rope", "phi ", shape_str(phi.shape()),
-              " should be ", shape_str({B, T, H, R}));
-  ROTOR_CHECK(temperature.numel() == R, "selective_rope", "temperature has ", temperature.numel(),
-              " elements, expected D/2 = ", R);
+  check_selective_rope(q, k, phi, temperature, offset);
+  const int64_t T = q.size(1), R = q.size(3) / 2;
   Tensor Phi = cumsum(phi, 1);
-  if (offset.defined()) {
-    ROTOR_CHECK(offset.shape() == (Shape{B, H, R}), "selective_rope", "offset ", shape_str(offset.shape()),
-                " should be ", shape_str({B, H, R}));
-    Phi = Phi + unsqueeze(offset, 1);
-  }
+  if (offset.defined()) Phi = Phi + unsqueeze(offset, 1);
   Tensor theta = Phi * reshape(temperature, {R});
   return {rotate_half_split(q, theta), rotate_half_split(k, theta), select(Phi, 1, T - 1)};
 }
 
-SelectiveRopeOut selective_rope(const Tensor& q, const Tensor& k, const Tensor& phi, const Tensor& temperature,
-                                const Tensor& offset) {
-  return selective_rope_unfused(q, k, phi, temperature, offset);
+namespace {
+void check_selective_rope(const Tensor& q, const Tensor& k, const Tensor& phi, const Tensor& temperature,
+                          const Tensor& offset) {
+  check_qk(q, k, "selective_rope");
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), R = q.size(3) / 2;
+  ROTOR_CHECK(phi.shape() == (Shape{B, T, H, R}), "selective_rope", "phi ", shape_str(phi.shape()), " should be ",
+              shape_str({B, T, H, R}));
+  ROTOR_CHECK(temperature.numel() == R, "selective_rope", "temperature has ", temperature.numel(),
+              " elements, expected D/2 = ", R);
+  ROTOR_CHECK(!offset.defined() || offset.shape() == (Shape{B, H, R}), "selective_rope", "offset ",
+              shape_str(offset.shape()), " should be ", shape_str({B, H, R}));
+  for (const Tensor* t : {&k, &phi, &temperature, &offset})
+    ROTOR_CHECK(!t->defined() || t->dtype() == q.dtype(), "selective_rope", "dtype mismatch: ", dtype_name(q.dtype()),
+                " vs ", dtype_name(t->dtype()));
+}
+
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+}  // namespace
+
+static const OpDef kSelectiveRope{"selective_rope"}, kRope{"rope"};
+
+SelectiveRopeOut selective_rope(const Tensor& q_in, const Tensor& k_in, const Tensor& phi_in, const Tensor& temperature,
+                                const Tensor& offset_in) {
+  check_selective_rope(q_in, k_in, phi_in, temperature, offset_in);
+  const kernels::RopeShape shape{q_in.size(0), q_in.size(1), q_in.size(2), q_in.size(3)};
+  const int64_t R = shape.D / 2;
+  Tensor q = core::contiguous(q_in), k = core::contiguous(k_in), phi = core::contiguous(phi_in);
+  Tensor tau = core::contiguous(core::reshape(temperature, {R}));
+  Tensor offset = offset_in.defined() ? core::contiguous(offset_in) : Tensor();
+  Tensor q_out = empty_like(q), k_out = empty_like(k), final_offset = Tensor::empty({shape.B, shape.H, R}, q.dtype());
+  dispatch_float(q.dtype(), "selective_rope", [&](auto tag) {
+    using T = decltype(tag);
+    kernels::selective_rope_forward<T>(q_out.data<T>(), k_out.data<T>(), final_offset.data<T>(), q.data<T>(),
+                                       k.data<T>(), phi.data<T>(), tau.data<T>(), ptr_or_null<T>(offset), shape);
+  });
+  if (needs_grad({q_in, k_in, phi_in, temperature, offset_in}))
+    record(kSelectiveRope, {q_in, k_in, phi_in, temperature, offset_in}, {q_out, k_out, final_offset},
+           [sq = save(q), sk = save(k), sphi = save(phi), stau = save(tau), soff = save(offset), shape,
+            tau_shape = temperature.shape()](const TensorList& g, const std::vector<bool>& needs) {
+             const Tensor &qv = sq.get(), &kv = sk.get(), &phiv = sphi.get(), &tauv = stau.get(), &offv = soff.get();
+             Tensor dq_out = core::contiguous(g[0]), dk_out = core::contiguous(g[1]), dfinal = core::contiguous(g[2]);
+             auto maybe = [&](bool want, const Shape& s) { return want ? Tensor::empty(s, qv.dtype()) : Tensor(); };
+             Tensor dq = maybe(needs[0], qv.shape()), dk = maybe(needs[1], kv.shape()), dphi = maybe(needs[2], phiv.shape());
+             Tensor dtau = maybe(needs[3], tauv.shape()), doff = maybe(needs[4], {shape.B, shape.H, shape.D / 2});
+             dispatch_float(qv.dtype(), "selective_rope", [&](auto tag) {
+               using T = decltype(tag);
+               auto out = [](Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+               kernels::selective_rope_backward<T>(out(dq), out(dk), out(dphi), out(dtau), out(doff), dq_out.data<T>(),
+                                                   dk_out.data<T>(), dfinal.data<T>(), qv.data<T>(), kv.data<T>(),
+                                                   phiv.data<T>(), tauv.data<T>(), ptr_or_null<T>(offv), shape);
+             });
+             return TensorList{dq, dk, dphi, dtau.defined() ? core::reshape(dtau, tau_shape) : Tensor(), doff};
+           });
+  return {q_out, k_out, final_offset};
 }
 
 Tensor rope_unfused(const Tensor& x, const Tensor& freqs, int64_t position_offset) {
@@ -55,9 +109,32 @@ Tensor rope_unfused(const Tensor& x, const Tensor& freqs, int64_t position_offse
   return rotate_half_split(x, theta);
 }
 
-RopeOut rope(const Tensor& q, const Tensor& k, const Tensor& freqs, int64_t position_offset) {
-  check_qk(q, k, "rope");
-  return {rope_unfused(q, freqs, position_offset), rope_unfused(k, freqs, position_offset)};
+RopeOut rope(const Tensor& q_in, const Tensor& k_in, const Tensor& freqs, int64_t position_offset) {
+  check_qk(q_in, k_in, "rope");
+  ROTOR_CHECK(freqs.numel() * 2 == q_in.size(3) && freqs.dtype() == q_in.dtype(), "rope", "frequencies ",
+              shape_str(freqs.shape()), " (", dtype_name(freqs.dtype()), ") do not match q ", shape_str(q_in.shape()),
+              " (", dtype_name(q_in.dtype()), ")");
+  const kernels::RopeShape shape{q_in.size(0), q_in.size(1), q_in.size(2), q_in.size(3)};
+  Tensor q = core::contiguous(q_in), k = core::contiguous(k_in), omega = core::contiguous(freqs);
+  Tensor q_out = empty_like(q), k_out = empty_like(k);
+  dispatch_float(q.dtype(), "rope", [&](auto tag) {
+    using T = decltype(tag);
+    kernels::rope_forward<T>(q_out.data<T>(), k_out.data<T>(), q.data<T>(), k.data<T>(), omega.data<T>(),
+                             position_offset, shape);
+  });
+  if (needs_grad({q_in, k_in}))
+    record(kRope, {q_in, k_in}, {q_out, k_out},
+           [so = save(omega), shape, position_offset](const TensorList& g, const std::vector<bool>& needs) {
+             Tensor dq_out = core::contiguous(g[0]), dk_out = core::contiguous(g[1]);
+             Tensor dq = needs[0] ? empty_like(dq_out) : Tensor(), dk = needs[1] ? empty_like(dk_out) : Tensor();
+             dispatch_float(dq_out.dtype(), "rope", [&](auto tag) {
+               using T = decltype(tag);
+               kernels::rope_backward<T>(dq.defined() ? dq.data<T>() : nullptr, dk.defined() ? dk.data<T>() : nullptr,
+                                         dq_out.data<T>(), dk_out.data<T>(), so.get().data<T>(), position_offset, shape);
+             });
+             return TensorList{dq, dk};
+           });
+  return {q_out, k_out};
 }
 
 Tensor rope_frequencies(int64_t head_dim, double base, DType dtype) {
@@ -95,9 +172,24 @@ ROTOR_GRADCHECK({"selective_rope_unfused", {input({2, 3, 2, 4}), input({2, 3, 2,
                    return TensorList{r.q, r.k, r.final_offset};
                  }});
 
-ROTOR_GRADCHECK({"rope_unfused", {input({2, 3, 2, 4}), sliced({2, 3, 2, 4})}, [](auto& x) {
-                   auto r = rope(x[0], x[1], rope_frequencies(4, 10000.0, x[0].dtype()), 5);
+ROTOR_GRADCHECK({"selective_rope", {input({2, 5, 2, 6}), transposed({2, 5, 2, 6}), input({2, 5, 2, 3}), input({1, 1, 1, 3}, 0.5, 1.5), input({2, 2, 3})},
+                 [](auto& x) {
+                   auto r = selective_rope(x[0], x[1], x[2], x[3], x[4]);
+                   return TensorList{r.q, r.k, r.final_offset};
+                 }});
+ROTOR_GRADCHECK({"selective_rope_no_offset", {input({1, 70, 1, 2}), input({1, 70, 1, 2}), input({1, 70, 1, 1}, 0.0, 0.2), input({1}, 0.5, 1.5)},
+                 [](auto& x) {
+                   // longer than one phase chunk (64 steps) of the fused kernel
+                   auto r = selective_rope(x[0], x[1], x[2], x[3]);
                    return TensorList{r.q, r.k};
+                 }});
+ROTOR_GRADCHECK({"rope", {input({2, 3, 2, 4}), sliced({2, 3, 2, 4})}, [](auto& x) {
+                   auto r = rope(x[0], x[1], rope_frequencies(4, 10000.0, x[0].dtype()), 3);
+                   return TensorList{r.q, r.k};
+                 }});
+ROTOR_GRADCHECK({"rope_unfused", {input({2, 3, 2, 4}), sliced({2, 3, 2, 4})}, [](auto& x) {
+                   Tensor f = rope_frequencies(4, 10000.0, x[0].dtype());
+                   return TensorList{rope_unfused(x[0], f, 5), rope_unfused(x[1], f, 5)};
                  }});
 
 }  // namespace rotor

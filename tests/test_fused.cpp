@@ -1,0 +1,88 @@
+// Each fused op against its unfused twin built from ordinary ops: values and every gradient,
+// with a random upstream gradient on every output.
+#include <doctest/doctest.h>
+
+#include "autograd/attention.h"
+#include "autograd/gla.h"
+#include "autograd/rope.h"
+
+using namespace rotor;
+
+namespace {
+using Fn = std::function<TensorList(const TensorList&)>;
+
+double max_abs(const Tensor& t) { return max(abs(core::to_dtype(t, DType::Float64))).item(); }
+
+// Runs fn on fresh leaf copies of inputs with upstream gradients `ups`; returns outputs + grads.
+std::pair<TensorList, TensorList> run(const Fn& fn, const TensorList& inputs, const TensorList& ups) {
+  TensorList leaves;
+  for (const Tensor& t : inputs) leaves.push_back(t.defined() ? core::clone(t).requires_grad_() : Tensor());
+  TensorList outs = fn(leaves);
+  backward(outs, ups);
+  TensorList grads;
+  for (const Tensor& t : leaves) grads.push_back(t.defined() ? t.grad() : Tensor());
+  return {outs, grads};
+}
+
+// max |fused - twin| <= tol * max |twin| for every output and gradient.
+void compare(const Fn& fused, const Fn& twin, const TensorList& inputs, double tol, uint64_t seed = 9) {
+  TensorList probe = twin(inputs);
+  Generator gen(seed);
+  TensorList ups;
+  for (const Tensor& o : probe) ups.push_back(randn(o.shape(), gen, o.dtype()));
+  auto [fo, fg] = run(fused, inputs, ups);
+  auto [to, tg] = run(twin, inputs, ups);
+  for (size_t i = 0; i < to.size(); ++i) {
+    INFO("output ", i);
+    CHECK(max_abs(fo[i] - to[i]) <= tol * max_abs(to[i]));
+  }
+  for (size_t i = 0; i < tg.size(); ++i) {
+    if (!tg[i].defined()) continue;
+    INFO("gradient of input ", i);
+    REQUIRE(fg[i].defined());
+    CHECK(max_abs(fg[i] - tg[i]) <= tol * max_abs(tg[i]));
+  }
+}
+
+// Per-dtype tolerance: float64 agrees to rounding, float32 to a few ulps of accumulated sums.
+double tolerance(DType d) { return d == DType::Float64 ? 1e-12 : 2e-5; }
+}  // namespace
+
+TEST_CASE("fused selective_rope equals its twin, every gradient included") {
+  for (DType d : {DType::Float32, DType::Float64}) {
+    Generator gen(1);
+    const int64_t B = 2, T = 150, H = 3, D = 10;  // T spans several 64-step phase chunks
+    TensorList in = {randn({B, T, H, D}, gen, d), randn({B, T, H, D}, gen, d), rand({B, T, H, D / 2}, gen, d, 0.0, 0.3),
+                     rand({1, 1, 1, D / 2}, gen, d, 0.1, 1.0), randn({B, H, D / 2}, gen, d)};
+    auto fused = [](const TensorList& x) {
+      auto r = selective_rope(x[0], x[1], x[2], x[3], x[4]);
+      return TensorList{r.q, r.k, r.final_offset};
+    };
+    auto twin = [](const TensorList& x) {
+      auto r = selective_rope_unfused(x[0], x[1], x[2], x[3], x[4]);
+      return TensorList{r.q, r.k, r.final_offset};
+    };
+    compare(fused, twin, in, tolerance(d));
+  }
+}
+
+TEST_CASE("fused rope equals its twin") {
+  for (DType d : {DType::Float32, DType::Float64}) {
+    Generator gen(2);
+    TensorList in = {randn({2, 33, 2, 8}, gen, d), randn({2, 33, 2, 8}, gen, d)};
+    Tensor f = rope_frequencies(8, 10000.0, d);
+    auto fused = [f](const TensorList& x) {
+      auto r = rope(x[0], x[1], f, 17);
+      return TensorList{r.q, r.k};
+    };
+    auto twin = [f](const TensorList& x) { return TensorList{rope_unfused(x[0], f, 17), rope_unfused(x[1], f, 17)}; };
+    compare(fused, twin, in, tolerance(d));
+  }
+}
+
+TEST_CASE("fused ops name themselves in shape errors") {
+  Tensor q = zeros({1, 4, 2, 6}), phi = zeros({1, 4, 2, 2});
+  CHECK_THROWS_WITH_AS(selective_rope(q, q, phi, ones({3})), doctest::Contains("[selective_rope] phi [1, 4, 2, 2]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(rope(q, zeros({1, 4, 2, 4}), rope_frequencies(6, 1e4)), doctest::Contains("[rope]"), Error);
+}
