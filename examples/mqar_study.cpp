@@ -21,8 +21,8 @@
 
 static const char* kUsage = R"(usage: mqar_study [flags]   (every flag is passed on to train)
   --variants none,rope,selective_rope  --mixer gla  --out-dir .
-  --vocab 256  --seq-len 64  --kv-pairs 8  --dim 64  --layers 2  --heads 4  --steps 500  --batch 32
-  --lr 3e-3  --train-size 20000  --test-size 500  --eval-every 50  --seed 0
+  --vocab 64  --seq-len 32  --kv-pairs 8  --dim 64  --layers 2  --heads 4  --steps 1500  --batch 64
+  --lr 3e-3  --warmup 100  --train-size 20000  --test-size 500  --eval-every 100  --seed 0
 )";
 
 namespace {
@@ -75,9 +75,9 @@ int main(int argc, char** argv) {
   const std::string out_dir = flags.str("out-dir", ".");
   // Defaults sized to finish in a few minutes per variant on 2 cores.
   const std::vector<std::pair<std::string, std::string>> defaults = {
-      {"mixer", "gla"},   {"vocab", "256"},  {"seq-len", "64"}, {"kv-pairs", "8"},       {"dim", "64"},
-      {"layers", "2"},    {"heads", "4"},    {"steps", "500"},  {"batch", "32"},         {"lr", "3e-3"},
-      {"train-size", "20000"}, {"test-size", "500"}, {"eval-every", "50"}, {"seed", "0"}, {"warmup", "50"},
+      {"mixer", "gla"},   {"vocab", "64"},   {"seq-len", "32"}, {"kv-pairs", "8"},      {"dim", "64"},
+      {"layers", "2"},    {"heads", "4"},    {"steps", "1500"}, {"batch", "64"},        {"lr", "3e-3"},
+      {"train-size", "20000"}, {"test-size", "500"}, {"eval-every", "100"}, {"seed", "0"}, {"warmup", "100"},
       {"weight-decay", "0.1"}, {"expand-k", "1"}, {"expand-v", "1"}, {"min-lr", "1e-5"}, {"threads", "0"}};
   std::vector<std::string> common;
   std::string settings;

@@ -103,6 +103,17 @@ TEST_CASE("cross_entropy is stable for logits of magnitude 1e4") {
   }
 }
 
+TEST_CASE("cross_entropy is one autograd node reading the logits directly") {
+  Tensor x = zeros({3, 4}).requires_grad_();
+  Tensor l = cross_entropy(x, from_vector<int64_t>({1, kIgnoreIndex, 3}));
+  REQUIRE(l.impl()->grad_fn);
+  CHECK(std::string(l.impl()->grad_fn->op->name) == "cross_entropy");
+  REQUIRE(l.impl()->grad_fn->inputs.size() == 1);
+  CHECK(l.impl()->grad_fn->inputs[0].leaf.get() == x.impl());
+  NoGradGuard ng;
+  CHECK_FALSE(cross_entropy(x, from_vector<int64_t>({1, 2, 3})).requires_grad());
+}
+
 TEST_CASE("cross_entropy over [B, T, V] equals the flattened [N, V] and scales with the upstream gradient") {
   Generator gen(3);
   Tensor x = randn({3, 5, 11}, gen, DType::Float64);
