@@ -8,6 +8,7 @@
 // of test accuracy and draws mqar.svg: test accuracy against training step, one curve per
 // variant. The finding to look for (Selective RoPE paper, MQAR): Selective RoPE recalls at
 // least as well as RoPE, and both beat no position embedding.
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,7 +21,7 @@
 #include "plot_svg.h"
 
 static const char* kUsage = R"(usage: mqar_study [flags]   (every flag is passed on to train)
-  --variants none,rope,selective_rope  --mixer gla  --out-dir .
+  --variants none,rope,selective_rope,selective_rope_bias  --mixer gla  --out-dir .
   --vocab 64  --seq-len 32  --kv-pairs 8  --dim 64  --layers 2  --heads 4  --steps 1500  --batch 64
   --lr 3e-3  --warmup 100  --train-size 20000  --test-size 500  --eval-every 100  --seed 0
 )";
@@ -52,7 +53,9 @@ Curve read_log(const std::string& path) {
   return c;
 }
 
-int run(const std::vector<std::string>& args) {
+// Runs a program and waits for it; cpu_seconds receives its user + system time (on a busy
+// machine the honest measure of cost: on an idle one, wall time is between cpu/threads and cpu).
+int run(const std::vector<std::string>& args, double& cpu_seconds) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -64,14 +67,17 @@ int run(const std::vector<std::string>& args) {
     _exit(127);
   }
   int status = 0;
-  waitpid(pid, &status, 0);
+  struct rusage usage {};
+  wait4(pid, &status, 0, &usage);
+  cpu_seconds = double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                1e-6 * double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 }  // namespace
 
 int main(int argc, char** argv) {
   examples::Flags flags(argc, argv, kUsage);
-  const std::string variants_flag = flags.str("variants", "none,rope,selective_rope");
+  const std::string variants_flag = flags.str("variants", "none,rope,selective_rope,selective_rope_bias");
   const std::string out_dir = flags.str("out-dir", ".");
   // Defaults sized to finish in a few minutes per variant on 2 cores.
   const std::vector<std::pair<std::string, std::string>> defaults = {
@@ -91,7 +97,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> variants;
   std::stringstream vs(variants_flag);
   for (std::string v; std::getline(vs, v, ',');) {
-    if (v != "none" && v != "rope" && v != "selective_rope") flags.fail("unknown variant '" + v + "'");
+    if (v != "none" && v != "rope" && v != "selective_rope" && v != "selective_rope_bias")
+      flags.fail("unknown variant '" + v + "'");
     variants.push_back(v);
   }
 
@@ -100,32 +107,38 @@ int main(int argc, char** argv) {
   std::printf("MQAR study:%s\n\n", settings.c_str());
   std::vector<examples::Series> series;
   std::vector<Curve> curves;
-  std::vector<double> seconds;
+  std::vector<double> seconds, cpu;
   for (const std::string& pe : variants) {
     const std::string log = out_dir + "/mqar_" + pe + ".csv";
-    std::vector<std::string> args = {train, "--task", "mqar", "--pe", pe, "--log", log};
+    // selective_rope_bias: Selective RoPE with its optional phase bias (starts at RoPE's rate).
+    const bool bias = pe == "selective_rope_bias";
+    std::vector<std::string> args = {train, "--task", "mqar", "--pe", bias ? "selective_rope" : pe, "--pe-bias",
+                                     bias ? "1" : "0", "--log", log};
     args.insert(args.end(), common.begin(), common.end());
     std::printf("== %s\n", pe.c_str());
     const auto t0 = std::chrono::steady_clock::now();
-    if (int rc = run(args); rc != 0) {
+    double cpu_seconds = 0;
+    if (int rc = run(args, cpu_seconds); rc != 0) {
       std::fprintf(stderr, "mqar_study: train --pe %s failed (exit code %d)\n", pe.c_str(), rc);
       return 1;
     }
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    cpu.push_back(cpu_seconds);
     curves.push_back(read_log(log));
-    series.push_back({pe == "none" ? "no PE" : pe == "rope" ? "RoPE" : "Selective RoPE", curves.back().steps,
-                      curves.back().test_accuracy});
+    const std::string label = pe == "none" ? "no PE" : pe == "rope" ? "RoPE" : bias ? "Selective RoPE + bias" : "Selective RoPE";
+    series.push_back({label, curves.back().steps, curves.back().test_accuracy});
     std::printf("\n");
   }
 
-  std::printf("%-16s %14s %14s %12s %12s %9s\n", "variant", "test acc", "best test acc", "train loss", "train acc", "time");
+  std::printf("%-22s %10s %14s %11s %10s %9s %9s\n", "variant", "test acc", "best test acc", "train loss", "train acc",
+              "wall", "cpu");
   for (size_t i = 0; i < variants.size(); ++i) {
     const Curve& c = curves[i];
     double best = 0;
     for (double a : c.test_accuracy) best = std::max(best, a);
-    std::printf("%-16s %14.4f %14.4f %12.4f %12.4f %8.0fs\n", series[i].label.c_str(),
+    std::printf("%-22s %10.4f %14.4f %11.4f %10.4f %8.0fs %8.0fs\n", series[i].label.c_str(),
                 c.test_accuracy.empty() ? 0.0 : c.test_accuracy.back(), best, c.final_loss, c.final_train_accuracy,
-                seconds[i]);
+                seconds[i], cpu[i]);
   }
   examples::PlotOptions plot;
   plot.title = "MQAR recall: GLA with no PE, RoPE and Selective RoPE";

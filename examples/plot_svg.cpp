@@ -38,6 +38,7 @@ std::string line_plot_svg(const std::vector<Series>& series, const PlotOptions& 
   double x_min = INFINITY, x_max = -INFINITY;
   for (const Series& s : series)
     for (double x : s.x) x_min = std::min(x_min, x), x_max = std::max(x_max, x);
+  x_min = std::min(x_min, 0.0);  // training curves start at step 0
   if (!(x_max > x_min)) x_min = 0, x_max = std::max(1.0, x_max);
   const double y_min = o.y_min, y_max = o.y_max > o.y_min ? o.y_max : o.y_min + 1;
   auto X = [&](double x) { return left + (x - x_min) / (x_max - x_min) * pw; };

@@ -21,7 +21,7 @@ using namespace rotor::nn;
 static const char* kUsage = R"(usage: train [flags]
   task      --task mqar  --vocab 8192  --seq-len 64  --kv-pairs 4  --train-size 20000  --test-size 1000
   model     --mixer gla|attn  --pe none|rope|selective_rope  --dim 128  --layers 2  --heads 8
-            --expand-k 1  --expand-v 1
+            --expand-k 1  --expand-v 1  --pe-bias 0|1 (Selective RoPE's phase bias)
   training  --steps 1000  --batch 64  --lr 1e-3  --warmup 100  --min-lr 1e-5  --weight-decay 0.1
             --grad-clip 1  --seed 0  --threads 0 (all)
   output    --eval-every 100  --log FILE.csv  --save PATH  --save-every 0 (only at the end)  --resume PATH
@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
   model_config.expand_k = flags.real("expand-k", 1.0, 0.0, 16.0);
   model_config.expand_v = flags.real("expand-v", 1.0, 0.0, 16.0);
   model_config.position_embedding.type = pe == "none" ? "nope" : pe;
+  // Selective RoPE's optional bias φ += exp(b), b = 0 at init: starts as RoPE's constant rate.
+  model_config.position_embedding.selective.use_bias = flags.integer("pe-bias", 0, 0, 1) == 1;
   if (mixer == "attn")
     for (int64_t i = 0; i < model_config.num_hidden_layers; ++i) model_config.attn_layers.push_back(i);
 
