@@ -25,6 +25,7 @@ static const char* kUsage = R"(usage: train [flags]
   training  --steps 1000  --batch 64  --lr 1e-3  --warmup 100  --min-lr 1e-5  --weight-decay 0.1
             --grad-clip 1  --seed 0  --threads 0 (all)
   output    --eval-every 100  --log FILE.csv  --save PATH  --save-every 0 (only at the end)  --resume PATH
+            --stop-at N (stop after step N of --steps; resume later with the same flags)
 )";
 
 int main(int argc, char** argv) {
@@ -66,6 +67,9 @@ int main(int argc, char** argv) {
   const std::string log_path = flags.str("log", ""), save_path = flags.str("save", ""),
                     resume_path = flags.str("resume", "");
   const int64_t save_every = flags.integer("save-every", 0, 0, int64_t(1) << 40);
+  // Stop early (and save) while the schedule still spans --steps: a long run split into pieces
+  // that --resume joins, bit-identical to one uninterrupted run.
+  const int64_t stop_at = flags.integer("stop-at", train.steps, 1, train.steps);
   flags.finish();
   if (threads) set_num_threads(int(threads));
   try {
@@ -91,6 +95,13 @@ int main(int argc, char** argv) {
                 (long long)task.vocab_size, (long long)task.seq_len, (long long)task.num_kv_pairs, (long long)train.steps,
                 (long long)batch);
     if (trainer.step_count()) std::printf("resumed from %s at step %lld\n", resume_path.c_str(), (long long)trainer.step_count());
+    if (!resume_path.empty()) {
+      const SafetensorsContent optim_file = load_safetensors(Trainer::optimizer_path(resume_path));
+      const std::string* saved = optim_file.find_metadata("train_config");
+      if (!saved || *saved != train.to_json().dump())
+        std::printf("note: the training settings differ from the saved run's (%s): the continuation follows the new ones\n",
+                    saved ? saved->c_str() : "none");
+    }
 
     // 3. The CSV log (appended to when resuming).
     std::ofstream log;
@@ -102,9 +113,9 @@ int main(int argc, char** argv) {
     }
 
     // 4. The loop.
-    examples::Progress progress(trainer.step_count(), train.steps, std::max<int64_t>(1, train.steps / 20));
+    examples::Progress progress(trainer.step_count(), stop_at, std::max<int64_t>(1, train.steps / 20));
     double test_accuracy = -1;
-    while (trainer.step_count() < train.steps) {
+    while (trainer.step_count() < stop_at) {
       StepStats s;
       try {
         s = trainer.step();
@@ -115,7 +126,7 @@ int main(int argc, char** argv) {
         return 1;
       }
       std::string extra, test_cell;
-      if ((eval_every && s.step % eval_every == 0) || s.step == train.steps) {
+      if ((eval_every && s.step % eval_every == 0) || s.step == stop_at) {
         test_accuracy = evaluate(model, data.test, batch).accuracy.value();
         char buf[64];
         std::snprintf(buf, sizeof buf, "  test acc %.4f", test_accuracy);
