@@ -23,6 +23,16 @@
 #include "core/storage.h"
 
 namespace rotor::kernels {
+
+void attention_check_dims(const char* op, const AttentionDims& d, bool causal) {
+  ROTOR_CHECK(d.B >= 0 && d.Tq >= 0 && d.H >= 1 && d.D >= 1 && d.Dv >= 1, op,
+              "bad sizes B=", d.B, " Tq=", d.Tq, " H=", d.H, " D=", d.D, " Dv=", d.Dv);
+  ROTOR_CHECK(d.Tk >= 1, op, "needs at least one key, got Tk=", d.Tk);
+  ROTOR_CHECK(!causal || d.Tk >= d.Tq, op,
+              "causal attention aligns queries to the end of the keys and needs Tk >= Tq, got Tq=", d.Tq,
+              " Tk=", d.Tk);
+}
+
 namespace {
 
 using attention_tile::gemm_bcast;

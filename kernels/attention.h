@@ -6,7 +6,7 @@
 // key j iff j <= i + (Tk - Tq). Tq = Tk is training, Tq = 1 against Tk cached keys is one decoding
 // step, and a chunk of Tq new queries against Tk >= Tq keys is streaming. Causal calls need Tk >= Tq
 // (so every query sees at least key 0). Non-causal calls attend to all Tk keys, any Tq.
-// scale is chosen by the caller; the usual one is D^-1/2 (attention_default_scale).
+// scale (> 0) is chosen by the caller; the usual one is D^-1/2 (attention_default_scale).
 //
 // The fast kernels are tiled with an online softmax (FlashAttention-2): memory O(T·D) per head,
 // the T×T score matrix is never formed. The *_reference kernels are the plain O(T²) loops.
