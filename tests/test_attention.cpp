@@ -134,9 +134,10 @@ const std::vector<std::pair<AttentionDims, bool>> kShapes = {
 }  // namespace
 
 // Tolerances: in float64 the tiled and plain loops differ only by rounding in sums of at most
-// T·D terms of O(1) size (~1e-15 observed), so 1e-12 relative is a wide but meaningful bound. In float32 the kernel rounds every
-// product and sum to 2^-24 ≈ 6e-8 while the reference runs in float64, so ~1e-6 is typical; 1e-5
-// bounds sums of a few hundred terms with cancellation in dS = P (dP − Δ).
+// T·D terms of O(1) size (~1e-15 observed), so 1e-12 relative is wide but still catches any real
+// error. In float32 the kernel rounds every product and sum to 2^-24 ≈ 6e-8 while the reference
+// runs in float64: ~1e-6 is typical, and 1e-5 bounds sums of a few hundred terms with the
+// cancellation in dS = P (dP − Δ).
 TEST_CASE("tiled attention matches the plain loops in float64") {
   for (const auto& [d, causal] : kShapes) {
     Inputs in = make_inputs(d, causal, 11);
