@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   const std::vector<Group> groups = {
       {"core", bench::bench_core},
       {"rope", bench::bench_rope},
+      {"attn", bench::bench_attn},
   };
   bench::Bench b(json);
   bool ran = false;
