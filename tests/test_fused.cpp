@@ -86,3 +86,22 @@ TEST_CASE("fused ops name themselves in shape errors") {
                        Error);
   CHECK_THROWS_WITH_AS(rope(q, zeros({1, 4, 2, 4}), rope_frequencies(6, 1e4)), doctest::Contains("[rope]"), Error);
 }
+
+TEST_CASE("fused attention equals its twin: training, streaming and non-causal shapes") {
+  struct Case {
+    int64_t B, Tq, Tk, H, D, Dv;
+    bool causal;
+  };
+  for (DType d : {DType::Float32, DType::Float64})
+    for (Case c : {Case{2, 70, 70, 3, 8, 8, true}, Case{1, 5, 80, 2, 6, 4, true}, Case{1, 1, 33, 2, 4, 4, true},
+                   Case{2, 9, 4, 1, 4, 3, false}}) {
+      Generator gen(3);
+      TensorList in = {randn({c.B, c.Tq, c.H, c.D}, gen, d) * 2.0, randn({c.B, c.Tk, c.H, c.D}, gen, d) * 2.0,
+                       randn({c.B, c.Tk, c.H, c.Dv}, gen, d)};
+      const bool causal = c.causal;
+      auto fused = [causal](const TensorList& x) { return TensorList{attention(x[0], x[1], x[2], -1, causal)}; };
+      auto twin = [causal](const TensorList& x) { return TensorList{attention_unfused(x[0], x[1], x[2], -1, causal)}; };
+      INFO("Tq ", c.Tq, " Tk ", c.Tk, " causal ", causal);
+      compare(fused, twin, in, tolerance(d));
+    }
+}
