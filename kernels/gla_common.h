@@ -1,0 +1,40 @@
+// Internal helpers shared by the GLA kernel files: indexing one sequence (b, h) of the
+// (B,T,H,D) and (B,H,K,V) layouts, argument checks and work partitioning.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "kernels/gla.h"
+
+namespace rotor::kernels::gla_common {
+
+// One sequence (b, h): x(t, D) is the offset of element (b,t,h,0) of a (B,T,H,D) tensor,
+// state() that of (b,h,0,0) of a (B,H,K,V) state.
+struct Seq {
+  const GlaDims& d;
+  int64_t b, h;
+  Seq(const GlaDims& dims, int64_t bh) : d(dims), b(bh / dims.H), h(bh % dims.H) {}
+  int64_t x(int64_t t, int64_t D) const { return ((b * d.T + t) * d.H + h) * D; }
+  int64_t state() const { return (b * d.H + h) * d.K * d.V; }
+};
+
+// Sequences per parallel block, from the problem size only: enough work that threading pays.
+inline int64_t sequences_per_block(const GlaDims& d) {
+  const int64_t work = std::max<int64_t>(1, d.T * d.K * d.V);
+  return std::max<int64_t>(1, kParallelGrain / work);
+}
+
+// Steps between checkpoints of the recurrent backward: ~sqrt(T) minimises checkpoints + segment.
+inline int64_t segment_length(int64_t T) {
+  return std::max<int64_t>(1, int64_t(std::ceil(std::sqrt(double(T)))));
+}
+
+inline void check_dims(const GlaDims& d, const char* op) {
+  ROTOR_CHECK(d.B >= 0 && d.T >= 0 && d.H >= 0 && d.K > 0 && d.V > 0, op, "bad sizes B=", d.B,
+              " T=", d.T, " H=", d.H, " K=", d.K, " V=", d.V);
+}
+
+}  // namespace rotor::kernels::gla_common
