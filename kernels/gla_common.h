@@ -2,11 +2,14 @@
 // (B,T,H,D) and (B,H,K,V) layouts, argument checks and work partitioning.
 #pragma once
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/storage.h"
 #include "kernels/gla.h"
 
 namespace rotor::kernels::gla_common {
@@ -36,5 +39,32 @@ inline void check_dims(const GlaDims& d, const char* op) {
   ROTOR_CHECK(d.B >= 0 && d.T >= 0 && d.H >= 0 && d.K > 0 && d.V > 0, op, "bad sizes B=", d.B,
               " T=", d.T, " H=", d.H, " K=", d.K, " V=", d.V);
 }
+
+// Scratch memory for one parallel block, carved from one rotor::Storage: the storage pool recycles
+// it across calls, where fresh vectors would be page-faulted (and zeroed) on every call.
+// Storage blocks are 64-byte aligned, and so is every slice; the memory is uninitialised.
+template <class T>
+class Scratch {
+ public:
+  explicit Scratch(size_t elements)
+      : block_(Storage::allocate(std::max<size_t>(elements, 1) * sizeof(T))),
+        next_(static_cast<T*>(block_->data())), end_(next_ + elements) {}
+  T* take(size_t n) {
+    T* p = next_;
+    next_ += (n * sizeof(T) + 63) / 64 * 64 / sizeof(T);
+    assert(next_ <= end_);
+    return p;
+  }
+  // Elements to reserve for slices of sizes n... (each rounded up to 64 bytes).
+  template <class... N>
+  static size_t elements(N... n) {
+    return (((size_t(n) * sizeof(T) + 63) / 64 * 64 / sizeof(T)) + ... + 0);
+  }
+
+ private:
+  std::shared_ptr<Storage> block_;
+  T* next_;
+  T* end_;
+};
 
 }  // namespace rotor::kernels::gla_common

@@ -38,15 +38,9 @@ inline void store(T* p, const Vec<T>& x, int64_t n) {
   std::memcpy(p, buf, size_t(n) * sizeof(T));
 }
 
-// Horizontal sum through memory: xsimd's AVX-512 hadd trips a GCC 12 false positive
-// (-Wmaybe-uninitialized on its own _mm256_undefined_pd) at every inlining site.
 template <class T>
 inline T sum(const Vec<T>& x) {
-  alignas(64) T buf[width<T>];
-  x.store_aligned(buf);
-  T s = 0;
-  for (int64_t i = 0; i < width<T>; ++i) s += buf[i];
-  return s;
+  return xsimd::hadd(x);
 }
 
 // out[j] = f(in[j]...) for j < n, f called on batches.
