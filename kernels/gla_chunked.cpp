@@ -12,8 +12,7 @@
 // the diagonal sub-blocks are exact per-pair loops over running products of step decays.
 //
 // Parallel over sequences (b, h): one sequence is one task, so results do not depend on the
-// thread count. The per-chunk GEMMs are small (<= C x max(K,V) x max(K,V)) and run on the calling
-// thread inside OpenBLAS.
+// thread count. The per-chunk GEMMs are small and kept on the calling thread (see gemm below).
 #include "kernels/gla_simd.h"  // first: its pragma must precede the intrinsics headers
 
 #include <cblas.h>
@@ -32,18 +31,29 @@ namespace {
 
 constexpr int64_t kSub = 16;
 
-// Row-major C = alpha op(A) op(B) + beta C.
+// OpenBLAS hands a GEMM to its own thread pool once M*N*K exceeds 65536 * GEMM_MULTITHREAD_THRESHOLD
+// (4 in Debian's build). Called from inside oneTBB tasks that oversubscribes the cores badly
+// (measured: K = V = 128 forward+backward 10x slower on 2 threads than on 1), so every GEMM here is
+// cut into column panels of at most this much work. Cutting along N leaves each element's sum unchanged.
+constexpr int64_t kSerialGemmWork = int64_t(1) << 18;
+
+// Row-major C = alpha op(A) op(B) + beta C, on the calling thread.
 template <class T>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t Kd, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   const auto oa = ta ? CblasTrans : CblasNoTrans, ob = tb ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, oa, ob, int(M), int(N), int(Kd), alpha, A, int(lda), B, int(ldb), beta, C,
-                int(ldc));
-  else
-    cblas_dgemm(CblasRowMajor, oa, ob, int(M), int(N), int(Kd), alpha, A, int(lda), B, int(ldb), beta, C,
-                int(ldc));
+  const int64_t panel = std::max<int64_t>(1, kSerialGemmWork / std::max<int64_t>(1, M * Kd));
+  for (int64_t n0 = 0; n0 < N; n0 += panel) {
+    const int n = int(std::min(panel, N - n0));
+    const T* Bp = B + (tb ? n0 * ldb : n0);
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, oa, ob, int(M), n, int(Kd), alpha, A, int(lda), Bp, int(ldb), beta, C + n0,
+                  int(ldc));
+    else
+      cblas_dgemm(CblasRowMajor, oa, ob, int(M), n, int(Kd), alpha, A, int(lda), Bp, int(ldb), beta, C + n0,
+                  int(ldc));
+  }
 }
 
 // Views of one sequence's rows in the (B,T,H,D) layouts: row t at p + t * ld.
