@@ -130,11 +130,26 @@ void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, 
 // Generic elementwise scan
 // ---------------------------------------------------------------------------------------------
 
-// Channels per lane for a generic elementwise scan: whole rows when small, else fixed blocks.
+// The lanes of a (B, T, C) scan: lane = (sequence b, block of channels). Channels are kept
+// whole when a row is small, else cut in fixed blocks so lanes stay cache-friendly.
 constexpr int64_t kScanChannelBytes = 2048;
-inline int64_t scan_channel_block(int64_t C, int64_t elem_bytes) {
-  return std::max<int64_t>(1, std::min<int64_t>(C, kScanChannelBytes / std::max<int64_t>(elem_bytes, 1)));
-}
+struct ChannelLanes {
+  int64_t T, C;
+  int64_t cw;       // channels per lane (the last channel block may be narrower)
+  int64_t cblocks;  // channel blocks per sequence
+  int64_t count;    // lanes = B * cblocks
+  ChannelLanes(int64_t B, int64_t T_, int64_t C_, int64_t elem_bytes) : T(T_), C(C_) {
+    cw = std::max<int64_t>(1, std::min<int64_t>(C, kScanChannelBytes / std::max<int64_t>(elem_bytes, 1)));
+    cblocks = (C + cw - 1) / cw;
+    count = B * cblocks;
+  }
+  int64_t batch(int64_t lane) const { return lane / cblocks; }
+  int64_t first_channel(int64_t lane) const { return (lane % cblocks) * cw; }
+  int64_t channels(int64_t lane) const { return std::min(cw, C - first_channel(lane)); }
+  // Offset of (b, t=0, c0) in a (B, T, C) array and of (b, c0) in a (B, C) array.
+  int64_t base(int64_t lane) const { return batch(lane) * T * C + first_channel(lane); }
+  int64_t state(int64_t lane) const { return batch(lane) * C + first_channel(lane); }
+};
 
 // x, y: (B, T, C). Inclusive scan along T of every (b, c) with an associative operator
 // combine(earlier, later) -> E (need not be commutative):
@@ -146,17 +161,10 @@ template <class E, class Combine>
 void associative_scan(const E* x, E* y, int64_t B, int64_t T, int64_t C, bool reverse, Combine&& combine) {
   ROTOR_CHECK(B >= 0 && T >= 0 && C >= 0, "associative_scan", "negative size B=", B, " T=", T, " C=", C);
   if (B == 0 || T == 0 || C == 0) return;
-  const int64_t cw = scan_channel_block(C, int64_t(sizeof(E)));
-  const int64_t cblocks = (C + cw - 1) / cw;
-  ScanPlan plan = plan_scan(B * cblocks, T, 2 * cw * int64_t(sizeof(E)), reverse);
-  auto lane_of = [&](int64_t lane, int64_t& base, int64_t& n) {
-    int64_t b = lane / cblocks, c0 = (lane % cblocks) * cw;
-    base = b * T * C + c0;
-    n = std::min(cw, C - c0);
-  };
+  const ChannelLanes L(B, T, C, int64_t(sizeof(E)));
+  ScanPlan plan = plan_scan(L.count, T, 2 * L.cw * int64_t(sizeof(E)), reverse);
   auto reduce = [&](int64_t lane, int64_t lo, int64_t hi, E* agg) {
-    int64_t base, n;
-    lane_of(lane, base, n);
+    const int64_t base = L.base(lane), n = L.channels(lane);
     int64_t t0 = reverse ? hi - 1 : lo, dt = reverse ? -1 : 1;
     for (int64_t c = 0; c < n; ++c) agg[c] = x[base + t0 * C + c];
     for (int64_t i = 1; i < hi - lo; ++i) {
@@ -165,13 +173,11 @@ void associative_scan(const E* x, E* y, int64_t B, int64_t T, int64_t C, bool re
     }
   };
   auto fold = [&](int64_t lane, const E* prev, const E* agg, E* next) {
-    int64_t base, n;
-    lane_of(lane, base, n);
+    const int64_t n = L.channels(lane);
     for (int64_t c = 0; c < n; ++c) next[c] = prev ? combine(prev[c], agg[c]) : agg[c];
   };
   auto rescan = [&](int64_t lane, int64_t lo, int64_t hi, const E* carry) {
-    int64_t base, n;
-    lane_of(lane, base, n);
+    const int64_t base = L.base(lane), n = L.channels(lane);
     int64_t t0 = reverse ? hi - 1 : lo, dt = reverse ? -1 : 1;
     const E* prev = carry;
     for (int64_t i = 0; i < hi - lo; ++i) {
@@ -180,7 +186,7 @@ void associative_scan(const E* x, E* y, int64_t B, int64_t T, int64_t C, bool re
       prev = y + off;
     }
   };
-  chained_scan<E, E>(plan, cw, cw, reduce, fold, rescan);
+  chained_scan<E, E>(plan, L.cw, L.cw, reduce, fold, rescan);
 }
 
 // Plain sequential loop: the oracle for associative_scan.
