@@ -23,6 +23,7 @@
 
 #include "kernels/gla.h"
 #include "kernels/gla_common.h"
+#include "kernels/scan.h"
 
 namespace rotor::kernels {
 using namespace gla_simd;
@@ -162,8 +163,8 @@ struct Chunk {
   }
 };
 
-// Asks for rows [t0, t1) of a strided view ahead of use: a sequence's rows are H*D apart, a
-// pattern the hardware prefetchers pick up late.
+// Asks for `rows` rows of a strided view ahead of use: a sequence's rows are H*D apart, a pattern
+// the hardware prefetchers pick up late.
 template <class T>
 void prefetch_rows(const T* p, int64_t ld, int64_t D, int64_t rows) {
   for (int64_t t = 0; t < rows; ++t)
@@ -176,15 +177,302 @@ void copy_state(T* dst, const T* src, int64_t n) {
   else std::fill(dst, dst + n, T(0));
 }
 
-// S <- diag(lam) S + kl^T v for the prepared chunk.
+// S <- diag(v) S, S of K rows of length V.
 template <class T>
-void advance_state(Chunk<T>& ch, T* S, Rows<const T> v) {
-  const int64_t K = ch.K, V = ch.V;
+void scale_rows(T* S, const T* v, int64_t K, int64_t V) {
   for (int64_t i = 0; i < K; ++i) {
-    const T l = ch.lam[i];
+    const T l = v[i];
     map(V, S + i * V, [l](auto x) { return l * x; }, S + i * V);
   }
-  gemm<T>(true, false, K, V, ch.L, T(1), ch.kl, K, v.p, v.ld, T(1), S, V);
+}
+
+// Arguments of one call, and the rows of sequence bh, chunk c in the strided (B,T,H,D) layouts.
+// Backward-only pointers are null in the forward and the other way round.
+template <class T>
+struct Args {
+  const GlaDims& d;
+  int64_t C;
+  T scale;
+  const T *q, *k, *v, *g, *h0, *dout, *dht;
+  T *o, *ht, *dq, *dk, *dv, *dg, *dh0;
+
+  int64_t chunks() const { return (d.T + C - 1) / C; }
+  int64_t rows(int64_t c) const { return std::min(C, d.T - c * C); }
+  int64_t KV() const { return d.K * d.V; }
+  template <class P>
+  Rows<P> at(P* x, int64_t bh, int64_t c, int64_t D) const {
+    return {x + Seq(d, bh).x(c * C, D), d.H * D};
+  }
+  int64_t state(int64_t bh) const { return bh * KV(); }
+  // Prefetches the inputs of chunk c (forward: q, k, g, v; with dout also dout).
+  void prefetch(int64_t bh, int64_t c) const {
+    if (c < 0 || c >= chunks()) return;
+    for (const T* x : {q, k, g}) prefetch_rows(at(x, bh, c, d.K).p, d.H * d.K, d.K, rows(c));
+    prefetch_rows(at(v, bh, c, d.V).p, d.H * d.V, d.V, rows(c));
+    if (dout) prefetch_rows(at(dout, bh, c, d.V).p, d.H * d.V, d.V, rows(c));
+  }
+};
+
+// Forward of chunk c of sequence bh: o = qg S + A v, then S <- diag(lam) S + kl^T v unless the
+// caller has no use for it (advance = false).
+template <class T>
+void forward_chunk(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T* S, bool advance = true) {
+  const int64_t K = a.d.K, V = a.d.V, L = a.rows(c);
+  const auto q = a.at(a.q, bh, c, K), k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K), v = a.at(a.v, bh, c, V);
+  const auto o = a.at(a.o, bh, c, V);
+  ch.prepare(L, q, k, g, true);
+  ch.scores(q, k);
+  gemm<T>(false, false, L, V, K, T(1), ch.qg, K, S, V, T(0), o.p, o.ld);
+  gemm<T>(false, false, L, V, L, T(1), ch.A, ch.C, v.p, v.ld, T(1), o.p, o.ld);
+  if (!advance) return;
+  scale_rows(S, ch.lam, K, V);
+  gemm<T>(true, false, K, V, L, T(1), ch.kl, K, v.p, v.ld, T(1), S, V);
+}
+
+// The state map of chunk c, S_out = diag(lam) S_in + U: writes lam (K) and U = kl^T v (K x V).
+template <class T>
+void chunk_state_map(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T* lam, T* U) {
+  const int64_t K = a.d.K, V = a.d.V, L = a.rows(c);
+  const auto k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K), v = a.at(a.v, bh, c, V);
+  ch.prepare(L, k, k, g, false);
+  std::copy(ch.lam, ch.lam + K, lam);
+  gemm<T>(true, false, K, V, L, T(1), ch.kl, K, v.p, v.ld, T(0), U, V);
+}
+
+// The state-gradient map of chunk c, dS_in = diag(lam) dS_out + W: writes lam and W = qg^T do.
+template <class T>
+void chunk_gradient_map(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T* lam, T* W) {
+  const int64_t K = a.d.K, V = a.d.V, L = a.rows(c);
+  const auto q = a.at(a.q, bh, c, K), k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K);
+  const auto dout = a.at(a.dout, bh, c, V);
+  ch.prepare(L, q, k, g, true);
+  std::copy(ch.lam, ch.lam + K, lam);
+  gemm<T>(true, false, K, V, L, T(1), ch.qg, K, dout.p, dout.ld, T(0), W, V);
+}
+
+// Buffers of the chunk backward beyond Chunk's own.
+template <class T>
+struct BackwardScratch {
+  T *dA, *dqc, *dkc, *db;
+  static size_t elements(int64_t C, int64_t K) { return Scratch<T>::elements(C * C, C * K, C * K, K); }
+  BackwardScratch(Scratch<T>& m, int64_t C, int64_t K)
+      : dA(m.take(C * C)), dqc(m.take(C * K)), dkc(m.take(C * K)), db(m.take(K)) {}
+};
+
+// Backward of chunk c of sequence bh, given the states entering (S_in) and leaving (S_out) it.
+// On entry dS = dL/dS_out; on exit dL/dS_in. Writes dq, dk, dv, dg of the chunk's rows.
+template <class T>
+void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64_t bh, int64_t c,
+                    const T* S_in, const T* S_out, T* dS) {
+  const int64_t K = a.d.K, V = a.d.V, C = a.C, L = a.rows(c);
+  const T scale = a.scale;
+  const auto q = a.at(a.q, bh, c, K), k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K), v = a.at(a.v, bh, c, V);
+  const auto dout = a.at(a.dout, bh, c, V), dv = a.at(a.dv, bh, c, V);
+  T *dA = w.dA, *dqc = w.dqc, *dkc = w.dkc, *db = w.db;
+  ch.prepare(L, q, k, g, true);
+  // dA = scale tril(do v^T): the gradient of the scores (scale folded in).
+  gemm<T>(false, true, L, L, V, scale, dout.p, dout.ld, v.p, v.ld, T(0), dA, C);
+  for (int64_t i = 0; i < L; ++i) std::fill(&dA[i * C + i + 1], &dA[i * C + L], T(0));
+  // Inter-chunk parts: dq = scale gam ⊙ (do S_in^T), dk = el ⊙ (v dS^T).
+  gemm<T>(false, true, L, K, V, T(1), dout.p, dout.ld, S_in, V, T(0), dqc, K);
+  gemm<T>(false, true, L, K, V, T(1), v.p, v.ld, dS, V, T(0), dkc, K);
+  for (int64_t i = 0; i < L; ++i) {
+    map(K, &dqc[i * K], [scale](auto x, auto e) { return scale * x * e; }, &dqc[i * K], ch.row(ch.gam, i));
+    map(K, &dkc[i * K], [](auto x, auto e) { return x * e; }, &dkc[i * K], ch.row(ch.el, i));
+  }
+  // Intra-chunk parts, sub-block by sub-block, building A on the way.
+  std::fill(ch.A, ch.A + C * C, T(0));
+  for (int64_t n = 0; n < L; n += kSub) {
+    const int64_t e = std::min(L, n + kSub), m = e - n;
+    if (n > 0) {
+      ch.off_diagonal_factors(n, e, q, k);
+      gemm<T>(false, true, m, n, K, scale, ch.qs, K, ch.ks, K, T(0), &ch.A[n * C], C);
+      // dq_I += al ⊙ (dA_I,<n ks), dk_<n += be ⊙ (dA_I,<n^T qs).
+      gemm<T>(false, false, m, K, n, T(1), &dA[n * C], C, ch.ks, K, T(0), ch.tmp, K);
+      for (int64_t i = n; i < e; ++i)
+        map(K, &dqc[i * K], [](auto acc, auto x, auto f) { return acc + x * f; }, &dqc[i * K],
+            ch.row(ch.tmp, i - n), ch.row(ch.al, i - n));
+      gemm<T>(true, false, n, K, m, T(1), &dA[n * C], C, ch.qs, K, T(0), ch.tmp, K);
+      for (int64_t j = 0; j < n; ++j)
+        map(K, &dkc[j * K], [](auto acc, auto x, auto f) { return acc + x * f; }, &dkc[j * K],
+            ch.row(ch.tmp, j), ch.row(ch.be, j));
+    }
+    ch.template diagonal_block<true>(n, e, q, k, dA, dqc, dkc);
+  }
+  // dv = A^T do + kl dS.
+  gemm<T>(true, false, L, V, L, T(1), ch.A, C, dout.p, dout.ld, T(0), dv.p, dv.ld);
+  gemm<T>(false, false, L, V, K, T(1), ch.kl, K, dS, V, T(1), dv.p, dv.ld);
+  // dg: reverse within-chunk cumsum of q ⊙ dq - k ⊙ dk, plus the output state's term dS ⊙ S_out.
+  for (int64_t i = 0; i < K; ++i)
+    db[i] = map_sum<T>(V, [](auto x, auto y) { return x * y; }, &dS[i * V], S_out + i * V);
+  const auto dq = a.at(a.dq, bh, c, K), dk = a.at(a.dk, bh, c, K), dg = a.at(a.dg, bh, c, K);
+  for (int64_t i = L - 1; i >= 0; --i) {
+    map(K, db, [](auto acc, auto qq, auto gq, auto kk, auto gk) { return acc + qq * gq - kk * gk; }, db,
+        q.row(i), &dqc[i * K], k.row(i), &dkc[i * K]);
+    std::copy(db, db + K, dg.row(i));
+    std::copy(&dqc[i * K], &dqc[(i + 1) * K], dq.row(i));
+    std::copy(&dkc[i * K], &dkc[(i + 1) * K], dk.row(i));
+  }
+  // dS <- diag(lam) dS + qg^T do: the gradient of the state entering this chunk.
+  scale_rows(dS, ch.lam, K, V);
+  gemm<T>(true, false, K, V, L, T(1), ch.qg, K, dout.p, dout.ld, T(1), dS, V);
+}
+
+// ---- sequence-parallel driver: one task per sequence (b, h) ----------------------------------
+
+template <class T>
+void forward_sequences(const Args<T>& a) {
+  const int64_t K = a.d.K, V = a.d.V;
+  parallel_for(a.d.B * a.d.H, sequences_per_block(a.d), [&](int64_t lo, int64_t hi) {
+    Scratch<T> mem(Chunk<T>::elements(a.C, K, V) + Scratch<T>::elements(K * V));
+    Chunk<T> ch(mem, a.C, K, V, a.scale);
+    T* S = mem.take(K * V);
+    for (int64_t bh = lo; bh < hi; ++bh) {
+      copy_state(S, a.h0 ? a.h0 + a.state(bh) : nullptr, K * V);
+      for (int64_t c = 0; c < a.chunks(); ++c) {
+        a.prefetch(bh, c + 1);
+        forward_chunk(a, ch, bh, c, S);
+      }
+      if (a.ht) std::copy(S, S + K * V, a.ht + a.state(bh));
+    }
+  });
+}
+
+template <class T>
+void backward_sequences(const Args<T>& a) {
+  const int64_t K = a.d.K, V = a.d.V, KV = K * V, nc = a.chunks();
+  parallel_for(a.d.B * a.d.H, sequences_per_block(a.d), [&](int64_t lo, int64_t hi) {
+    Scratch<T> mem(Chunk<T>::elements(a.C, K, V) + BackwardScratch<T>::elements(a.C, K) +
+                   Scratch<T>::elements((nc + 1) * KV, KV, K, KV));
+    Chunk<T> ch(mem, a.C, K, V, a.scale);
+    BackwardScratch<T> w(mem, a.C, K);
+    // states + c KV = state entering chunk c; states + nc KV = final state.
+    T *states = mem.take((nc + 1) * KV), *dS = mem.take(KV), *lam = mem.take(K), *U = mem.take(KV);
+    for (int64_t bh = lo; bh < hi; ++bh) {
+      copy_state(states, a.h0 ? a.h0 + a.state(bh) : nullptr, KV);
+      for (int64_t c = 0; c < nc; ++c) {
+        a.prefetch(bh, c + 1);
+        chunk_state_map(a, ch, bh, c, lam, U);
+        T* next = states + (c + 1) * KV;
+        std::copy(next - KV, next, next);
+        scale_rows(next, lam, K, V);
+        map(KV, next, [](auto x, auto u) { return x + u; }, next, U);
+      }
+      copy_state(dS, a.dht ? a.dht + a.state(bh) : nullptr, KV);
+      for (int64_t c = nc - 1; c >= 0; --c) {
+        a.prefetch(bh, c - 1);
+        backward_chunk(a, ch, w, bh, c, states + c * KV, states + (c + 1) * KV, dS);
+      }
+      if (a.dh0) std::copy(dS, dS + KV, a.dh0 + a.state(bh));
+    }
+  });
+}
+
+// ---- chunk-parallel driver: few long sequences --------------------------------------------------
+//
+// The chunk maps S_out = diag(lam) S_in + U compose associatively, so the states come out of the
+// chained blocked scan of kernels/scan.h (one chunk per block): each block first composes its own
+// map, waits for the state its predecessor publishes, publishes its own, and then runs its chunks.
+// That costs one extra state map per chunk, so it only pays when there are too few sequences.
+
+constexpr int64_t kGlaSequencesNoSplit = 8;  // from this many sequences on, split by sequence
+
+template <class T>
+bool split_by_chunks(const Args<T>& a) {
+  return a.d.B * a.d.H < kGlaSequencesNoSplit && a.chunks() >= 4;
+}
+
+inline ScanPlan chunk_plan(int64_t lanes, int64_t chunks, bool reverse) {
+  ScanPlan p;
+  p.lanes = lanes;
+  p.steps = chunks;
+  p.block = 1;
+  p.nblocks = chunks;
+  p.reverse = reverse;
+  p.parallel = lanes * chunks > 1;
+  return p;
+}
+
+// The state entering every chunk, states: (B*H, chunks+1, K, V) with the final state last.
+// With `forward`, also the outputs o (and ht).
+template <class T>
+void chunk_scan_states(const Args<T>& a, T* states, bool forward) {
+  const int64_t K = a.d.K, V = a.d.V, KV = K * V;
+  const int64_t lanes = a.d.B * a.d.H, nc = a.chunks();
+  auto initial = [&](int64_t bh) { return a.h0 ? a.h0 + a.state(bh) : nullptr; };
+  auto scratch = [&] { return Scratch<T>(Chunk<T>::elements(a.C, K, V) + Scratch<T>::elements(KV, K, KV)); };
+  // agg = [lam (K) | U (K V)] of one chunk; carry = the state after it.
+  auto reduce = [&](int64_t bh, int64_t lo, int64_t, T* agg) {
+    Scratch<T> mem = scratch();
+    Chunk<T> ch(mem, a.C, K, V, a.scale);
+    chunk_state_map(a, ch, bh, lo, agg, agg + K);
+  };
+  auto fold = [&](int64_t bh, const T* prev, const T* agg, T* next) {
+    copy_state(next, prev ? prev : initial(bh), KV);
+    scale_rows(next, agg, K, V);
+    map(KV, next, [](auto x, auto u) { return x + u; }, next, agg + K);
+  };
+  // Only the last chunk needs its own state map: every other block's outgoing state is the carry
+  // that the scan hands to the next block.
+  auto rescan = [&](int64_t bh, int64_t lo, int64_t, const T* carry) {
+    const bool last = lo == nc - 1;
+    if (!forward && !last) {
+      copy_state(states + (bh * (nc + 1) + lo) * KV, carry ? carry : initial(bh), KV);
+      return;
+    }
+    Scratch<T> mem = scratch();
+    Chunk<T> ch(mem, a.C, K, V, a.scale);
+    T* S = states ? states + (bh * (nc + 1) + lo) * KV : mem.take(KV);
+    copy_state(S, carry ? carry : initial(bh), KV);
+    if (forward) {
+      forward_chunk(a, ch, bh, lo, S, last && a.ht);
+      if (last && a.ht) std::copy(S, S + KV, a.ht + a.state(bh));
+      return;
+    }
+    T *final_state = S + KV, *lam = mem.take(K), *U = mem.take(KV);
+    std::copy(S, S + KV, final_state);
+    chunk_state_map(a, ch, bh, lo, lam, U);
+    scale_rows(final_state, lam, K, V);
+    map(KV, final_state, [](auto x, auto u) { return x + u; }, final_state, U);
+    if (a.ht) std::copy(final_state, final_state + KV, a.ht + a.state(bh));
+  };
+  chained_scan<T, T>(chunk_plan(lanes, nc, false), KV, K + KV, reduce, fold, rescan);
+}
+
+template <class T>
+void backward_chunks(const Args<T>& a) {
+  const int64_t K = a.d.K, V = a.d.V, KV = K * V;
+  const int64_t lanes = a.d.B * a.d.H, nc = a.chunks();
+  Scratch<T> state_mem(size_t(lanes * (nc + 1) * KV));
+  T* states = state_mem.take(size_t(lanes * (nc + 1) * KV));
+  chunk_scan_states(a, states, false);
+  auto final_grad = [&](int64_t bh) { return a.dht ? a.dht + a.state(bh) : nullptr; };
+  auto scratch = [&] {
+    return Scratch<T>(Chunk<T>::elements(a.C, K, V) + BackwardScratch<T>::elements(a.C, K) +
+                      Scratch<T>::elements(KV));
+  };
+  // Reverse scan of dS: agg = [lam | W] of one chunk, carry = dL/dS entering it.
+  auto reduce = [&](int64_t bh, int64_t lo, int64_t, T* agg) {
+    Scratch<T> mem = scratch();
+    Chunk<T> ch(mem, a.C, K, V, a.scale);
+    chunk_gradient_map(a, ch, bh, lo, agg, agg + K);
+  };
+  auto fold = [&](int64_t bh, const T* prev, const T* agg, T* next) {
+    copy_state(next, prev ? prev : final_grad(bh), KV);
+    scale_rows(next, agg, K, V);
+    map(KV, next, [](auto x, auto u) { return x + u; }, next, agg + K);
+  };
+  auto rescan = [&](int64_t bh, int64_t lo, int64_t, const T* carry) {
+    Scratch<T> mem = scratch();
+    Chunk<T> ch(mem, a.C, K, V, a.scale);
+    BackwardScratch<T> w(mem, a.C, K);
+    T* dS = mem.take(KV);
+    copy_state(dS, carry ? carry : final_grad(bh), KV);
+    const T* S = states + (bh * (nc + 1) + lo) * KV;
+    backward_chunk(a, ch, w, bh, lo, S, S + KV, dS);
+    if (lo == 0 && a.dh0) std::copy(dS, dS + KV, a.dh0 + a.state(bh));
+  };
+  chained_scan<T, T>(chunk_plan(lanes, nc, true), KV, K + KV, reduce, fold, rescan);
 }
 
 void check_chunk(const GlaDims& d, int64_t chunk, const char* op) {
@@ -198,33 +486,14 @@ template <class T>
 void gla_chunked_forward(const GlaDims& d, const T* q, const T* k, const T* v, const T* g,
                          const T* h0, T* o, T* ht, T scale, int64_t chunk) {
   check_chunk(d, chunk, "gla_chunked_forward");
-  const int64_t K = d.K, V = d.V, C = chunk, ldk = d.H * K, ldv = d.H * V;
-  parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
-    Scratch<T> mem(Chunk<T>::elements(C, K, V) + Scratch<T>::elements(K * V));
-    Chunk<T> ch(mem, C, K, V, scale);
-    T* S = mem.take(K * V);
-    for (int64_t bh = lo; bh < hi; ++bh) {
-      const Seq s(d, bh);
-      copy_state(S, h0 ? h0 + s.state() : nullptr, K * V);
-      for (int64_t t0 = 0; t0 < d.T; t0 += C) {
-        const int64_t L = std::min(C, d.T - t0);
-        const Rows<const T> qr{q + s.x(t0, K), ldk}, kr{k + s.x(t0, K), ldk}, gr{g + s.x(t0, K), ldk},
-            vr{v + s.x(t0, V), ldv};
-        T* oc = o + s.x(t0, V);
-        if (t0 + C < d.T) {
-          const int64_t next = std::min(C, d.T - t0 - C);
-          for (const T* x : {q, k, g}) prefetch_rows(x + s.x(t0 + C, K), ldk, K, next);
-          prefetch_rows(v + s.x(t0 + C, V), ldv, V, next);
-        }
-        ch.prepare(L, qr, kr, gr, true);
-        ch.scores(qr, kr);
-        gemm<T>(false, false, L, V, K, T(1), ch.qg, K, S, V, T(0), oc, ldv);
-        gemm<T>(false, false, L, V, L, T(1), ch.A, C, vr.p, ldv, T(1), oc, ldv);
-        advance_state(ch, S, vr);
-      }
-      if (ht) std::copy(S, S + K * V, ht + s.state());
-    }
-  });
+  const Args<T> a{d, chunk, scale, q, k, v, g, h0, nullptr, nullptr, o, ht, nullptr, nullptr, nullptr, nullptr, nullptr};
+  if (d.T == 0) {
+    if (ht)
+      for (int64_t bh = 0; bh < d.B * d.H; ++bh) copy_state(ht + a.state(bh), h0 ? h0 + a.state(bh) : nullptr, a.KV());
+    return;
+  }
+  if (split_by_chunks(a)) chunk_scan_states<T>(a, nullptr, true);
+  else forward_sequences(a);
 }
 
 template <class T>
@@ -232,103 +501,14 @@ void gla_chunked_backward(const GlaDims& d, const T* q, const T* k, const T* v, 
                           const T* h0, const T* dout, const T* dht, T* dq, T* dk, T* dv, T* dg,
                           T* dh0, T scale, int64_t chunk) {
   check_chunk(d, chunk, "gla_chunked_backward");
-  const int64_t K = d.K, V = d.V, KV = K * V, C = chunk, ldk = d.H * K, ldv = d.H * V;
-  const int64_t nchunks = (d.T + C - 1) / C;
-  parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
-    Scratch<T> mem(Chunk<T>::elements(C, K, V) +
-                   Scratch<T>::elements((nchunks + 1) * KV, KV, C * C, C * K, C * K, K));
-    Chunk<T> ch(mem, C, K, V, scale);
-    // states + c KV = state entering chunk c; states + nchunks KV = final state.
-    T *states = mem.take((nchunks + 1) * KV), *dS = mem.take(KV), *dA = mem.take(C * C),
-      *dqc = mem.take(C * K), *dkc = mem.take(C * K), *db = mem.take(K);
-    for (int64_t bh = lo; bh < hi; ++bh) {
-      const Seq s(d, bh);
-      auto rows_at = [&](int64_t t0) {
-        struct {
-          Rows<const T> q, k, g, v, dout;
-        } r{{q + s.x(t0, K), ldk}, {k + s.x(t0, K), ldk}, {g + s.x(t0, K), ldk}, {v + s.x(t0, V), ldv},
-            {dout + s.x(t0, V), ldv}};
-        return r;
-      };
-      copy_state(states, h0 ? h0 + s.state() : nullptr, KV);
-      for (int64_t c = 0; c < nchunks; ++c) {
-        const int64_t t0 = c * C, L = std::min(C, d.T - t0);
-        auto r = rows_at(t0);
-        if (t0 + C < d.T) {
-          const int64_t next = std::min(C, d.T - t0 - C);
-          for (const T* x : {k, g}) prefetch_rows(x + s.x(t0 + C, K), ldk, K, next);
-          prefetch_rows(v + s.x(t0 + C, V), ldv, V, next);
-        }
-        ch.prepare(L, r.q, r.k, r.g, false);
-        std::copy(&states[c * KV], &states[(c + 1) * KV], &states[(c + 1) * KV]);
-        advance_state(ch, &states[(c + 1) * KV], r.v);
-      }
-      copy_state(dS, dht ? dht + s.state() : nullptr, KV);
-      for (int64_t c = nchunks - 1; c >= 0; --c) {
-        const int64_t t0 = c * C, L = std::min(C, d.T - t0);
-        auto r = rows_at(t0);
-        if (c > 0) {
-          for (const T* x : {q, k, g}) prefetch_rows(x + s.x(t0 - C, K), ldk, K, C);
-          for (const T* x : {v, dout}) prefetch_rows(x + s.x(t0 - C, V), ldv, V, C);
-        }
-        const T* S_in = &states[c * KV];
-        const T* S_out = &states[(c + 1) * KV];
-        ch.prepare(L, r.q, r.k, r.g, true);
-        // dA = scale tril(do v^T): the gradient of the scores (scale folded in).
-        gemm<T>(false, true, L, L, V, scale, r.dout.p, ldv, r.v.p, ldv, T(0), dA, C);
-        for (int64_t i = 0; i < L; ++i) std::fill(&dA[i * C + i + 1], &dA[i * C + L], T(0));
-        // Inter-chunk parts: dq = scale exp(b) ⊙ (do S_in^T), dk = el ⊙ (v dS^T).
-        gemm<T>(false, true, L, K, V, T(1), r.dout.p, ldv, S_in, V, T(0), dqc, K);
-        gemm<T>(false, true, L, K, V, T(1), r.v.p, ldv, dS, V, T(0), dkc, K);
-        for (int64_t i = 0; i < L; ++i) {
-          const T sc = scale;
-          map(K, &dqc[i * K], [sc](auto x, auto e) { return sc * x * e; }, &dqc[i * K], ch.row(ch.gam, i));
-          map(K, &dkc[i * K], [](auto x, auto e) { return x * e; }, &dkc[i * K], ch.row(ch.el, i));
-        }
-        // Intra-chunk parts, sub-block by sub-block, building A on the way.
-        std::fill(ch.A, ch.A + C * C, T(0));
-        for (int64_t n = 0; n < L; n += kSub) {
-          const int64_t e = std::min(L, n + kSub), m = e - n;
-          if (n > 0) {
-            ch.off_diagonal_factors(n, e, r.q, r.k);
-            gemm<T>(false, true, m, n, K, scale, ch.qs, K, ch.ks, K, T(0), &ch.A[n * C], C);
-            T* tmp = ch.tmp;
-            gemm<T>(false, false, m, K, n, T(1), &dA[n * C], C, ch.ks, K, T(0), tmp, K);
-            for (int64_t i = n; i < e; ++i)
-              map(K, &dqc[i * K], [](auto acc, auto x, auto a) { return acc + x * a; }, &dqc[i * K],
-                  &tmp[(i - n) * K], &ch.al[(i - n) * K]);
-            gemm<T>(true, false, n, K, m, T(1), &dA[n * C], C, ch.qs, K, T(0), tmp, K);
-            for (int64_t j = 0; j < n; ++j)
-              map(K, &dkc[j * K], [](auto acc, auto x, auto w) { return acc + x * w; }, &dkc[j * K],
-                  &tmp[j * K], &ch.be[j * K]);
-          }
-          ch.template diagonal_block<true>(n, e, r.q, r.k, dA, dqc, dkc);
-        }
-        // dv = A^T do + kl dS.
-        T* dvc = dv + s.x(t0, V);
-        gemm<T>(true, false, L, V, L, T(1), ch.A, C, r.dout.p, ldv, T(0), dvc, ldv);
-        gemm<T>(false, false, L, V, K, T(1), ch.kl, K, dS, V, T(1), dvc, ldv);
-        // dg: reverse within-chunk cumsum of q ⊙ dq - k ⊙ dk, plus the chunk's output state term.
-        for (int64_t i = 0; i < K; ++i)
-          db[i] = map_sum<T>(V, [](auto x, auto y) { return x * y; }, &dS[i * V], S_out + i * V);
-        for (int64_t i = L - 1; i >= 0; --i) {
-          map(K, db,
-              [](auto acc, auto qq, auto gq, auto kk, auto gk) { return acc + qq * gq - kk * gk; },
-              db, r.q.row(i), &dqc[i * K], r.k.row(i), &dkc[i * K]);
-          std::copy(db, db + K, dg + s.x(t0 + i, K));
-          std::copy(&dqc[i * K], &dqc[(i + 1) * K], dq + s.x(t0 + i, K));
-          std::copy(&dkc[i * K], &dkc[(i + 1) * K], dk + s.x(t0 + i, K));
-        }
-        // dS <- diag(lam) dS + qg^T do: the gradient of the state entering this chunk.
-        for (int64_t i = 0; i < K; ++i) {
-          const T l = ch.lam[i];
-          map(V, &dS[i * V], [l](auto x) { return l * x; }, &dS[i * V]);
-        }
-        gemm<T>(true, false, K, V, L, T(1), ch.qg, K, r.dout.p, ldv, T(1), dS, V);
-      }
-      if (dh0) std::copy(dS, dS + KV, dh0 + s.state());
-    }
-  });
+  const Args<T> a{d, chunk, scale, q, k, v, g, h0, dout, dht, nullptr, nullptr, dq, dk, dv, dg, dh0};
+  if (d.T == 0) {
+    if (dh0)
+      for (int64_t bh = 0; bh < d.B * d.H; ++bh) copy_state(dh0 + a.state(bh), dht ? dht + a.state(bh) : nullptr, a.KV());
+    return;
+  }
+  if (split_by_chunks(a)) backward_chunks(a);
+  else backward_sequences(a);
 }
 
 template void gla_chunked_forward<float>(const GlaDims&, const float*, const float*, const float*,

@@ -309,6 +309,18 @@ TEST_CASE("chunked equals recurrent: outputs, final state and every gradient") {
   }
 }
 
+TEST_CASE("chunked equals recurrent on both drivers: split by sequence and split by chunk") {
+  // B*H >= 8 runs one task per sequence; fewer, longer sequences go through the chained scan over
+  // chunks (kernels/scan.h). K = V = 128 also cuts every GEMM into column panels.
+  for (GlaDims d : {GlaDims{4, 100, 2, 16, 24}, GlaDims{1, 300, 1, 24, 16}, GlaDims{1, 130, 2, 20, 36},
+                    GlaDims{1, 200, 1, 128, 128}, GlaDims{8, 70, 1, 128, 96}}) {
+    CAPTURE(d.B * d.H);
+    CAPTURE(d.T);
+    check_same(Problem(d, 13), Order::Chunked, Order::Recurrent, 1e-10, 32);
+    check_same(Problem(d, 14, 16.0, false), Order::Chunked, Order::Recurrent, 1e-10, 32);
+  }
+}
+
 TEST_CASE("chunked equals recurrent for any chunk size") {
   const Problem p(GlaDims{1, 150, 2, 24, 20}, 21);
   for (int64_t chunk : {1, 7, 16, 17, 33, 64, 100, 200}) {
@@ -600,8 +612,10 @@ TEST_CASE("the RoPE trick: real GLA on rotated q, k with tied decays equals comp
 }
 
 TEST_CASE("results are bit-identical on 1 and 2 threads") {
-  // float32, enough sequences (B*H = 8) and work per sequence that both runs really split.
-  const GlaDims d{2, 200, 4, 32, 32};
+  // float32; B*H = 8 splits by sequence, B*H = 2 by chunk (chained scan), both with enough work
+  // that two threads really share it.
+  for (GlaDims d : {GlaDims{2, 200, 4, 32, 32}, GlaDims{1, 700, 2, 32, 32}}) {
+  CAPTURE(d.B * d.H);
   const Problem p(d, 111);
   auto f32 = [](const Buf& x) { return std::vector<float>(x.begin(), x.end()); };
   const auto q = f32(p.q), k = f32(p.k), v = f32(p.v), g = f32(p.g), h0 = f32(p.h0), dout = f32(p.dout),
@@ -631,6 +645,7 @@ TEST_CASE("results are bit-identical on 1 and 2 threads") {
   for (size_t i = 0; i < one.size(); ++i) {
     CAPTURE(i);
     CHECK(std::memcmp(one[i].data(), two[i].data(), one[i].size() * sizeof(float)) == 0);
+  }
   }
 }
 
