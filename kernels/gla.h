@@ -46,6 +46,12 @@ void gla_recurrent_backward(const GlaDims& d, const T* q, const T* k, const T* v
                             T* dh0, T scale);
 
 // ---- chunked ----------------------------------------------------------------------------------
+//
+// Same function as the recurrent kernels, evaluated chunk by chunk with OpenBLAS (any chunk >= 1;
+// T need not be a multiple). Memory beyond the outputs: backward keeps one K x V state per chunk
+// of each sequence being processed (all sequences when B*H < 8, where chunks run in parallel).
+// dg is a within-chunk reverse sum of q ⊙ dq - k ⊙ dk (as fla's chunk_gla): accurate to rounding
+// relative to |q ⊙ dq|, so a dg that is itself ~exp(-30) times smaller is only that accurate.
 
 constexpr int64_t kGlaDefaultChunk = 64;
 

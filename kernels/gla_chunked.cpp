@@ -11,8 +11,12 @@
 // GEMM of (q ⊙ exp(b - b_n)) and (k ⊙ exp(b_n - b)), n the first row of I, both factors <= 1;
 // the diagonal sub-blocks are exact per-pair loops over running products of step decays.
 //
-// Parallel over sequences (b, h): one sequence is one task, so results do not depend on the
-// thread count. The per-chunk GEMMs are small and kept on the calling thread (see gemm below).
+// Two drivers over the same chunk steps: one task per sequence (b, h) when there are enough
+// sequences, else the chunk states come from the chained blocked scan of kernels/scan.h and the
+// chunks of one sequence run in parallel. Either way the work partition depends only on the sizes,
+// so results are bit-identical on any number of threads. The per-chunk GEMMs are small and kept
+// on the calling thread (see gemm below). Backward recomputes the chunk-boundary states (K x V per
+// chunk per sequence in flight) rather than taking them from the forward.
 #include "kernels/gla_simd.h"  // first: its pragma must precede the intrinsics headers
 
 #include <cblas.h>
@@ -164,17 +168,11 @@ struct Chunk {
 };
 
 // Asks for `rows` rows of a strided view ahead of use: a sequence's rows are H*D apart, a pattern
-// the hardware prefetchers pick up late.
+// the hardware prefetchers pick up late. Into L2 (locality 2): a chunk's inputs overflow L1.
 template <class T>
 void prefetch_rows(const T* p, int64_t ld, int64_t D, int64_t rows) {
   for (int64_t t = 0; t < rows; ++t)
-    for (int64_t j = 0; j < D; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(p + t * ld + j);
-}
-
-template <class T>
-void copy_state(T* dst, const T* src, int64_t n) {
-  if (src) std::copy(src, src + n, dst);
-  else std::fill(dst, dst + n, T(0));
+    for (int64_t j = 0; j < D; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(p + t * ld + j, 0, 2);
 }
 
 // S <- diag(v) S, S of K rows of length V.
@@ -204,12 +202,13 @@ struct Args {
     return {x + Seq(d, bh).x(c * C, D), d.H * D};
   }
   int64_t state(int64_t bh) const { return bh * KV(); }
-  // Prefetches the inputs of chunk c (forward: q, k, g, v; with dout also dout).
-  void prefetch(int64_t bh, int64_t c) const {
+  // Prefetches the inputs of chunk c that a pass reads: k, g, v always, q and dout on request.
+  void prefetch(int64_t bh, int64_t c, bool queries, bool grads) const {
     if (c < 0 || c >= chunks()) return;
-    for (const T* x : {q, k, g}) prefetch_rows(at(x, bh, c, d.K).p, d.H * d.K, d.K, rows(c));
-    prefetch_rows(at(v, bh, c, d.V).p, d.H * d.V, d.V, rows(c));
-    if (dout) prefetch_rows(at(dout, bh, c, d.V).p, d.H * d.V, d.V, rows(c));
+    for (const T* x : {queries ? q : nullptr, k, g})
+      if (x) prefetch_rows(at(x, bh, c, d.K).p, d.H * d.K, d.K, rows(c));
+    for (const T* x : {v, grads ? dout : nullptr})
+      if (x) prefetch_rows(at(x, bh, c, d.V).p, d.H * d.V, d.V, rows(c));
   }
 };
 
@@ -330,7 +329,7 @@ void forward_sequences(const Args<T>& a) {
     for (int64_t bh = lo; bh < hi; ++bh) {
       copy_state(S, a.h0 ? a.h0 + a.state(bh) : nullptr, K * V);
       for (int64_t c = 0; c < a.chunks(); ++c) {
-        a.prefetch(bh, c + 1);
+        a.prefetch(bh, c + 1, true, false);
         forward_chunk(a, ch, bh, c, S);
       }
       if (a.ht) std::copy(S, S + K * V, a.ht + a.state(bh));
@@ -351,7 +350,7 @@ void backward_sequences(const Args<T>& a) {
     for (int64_t bh = lo; bh < hi; ++bh) {
       copy_state(states, a.h0 ? a.h0 + a.state(bh) : nullptr, KV);
       for (int64_t c = 0; c < nc; ++c) {
-        a.prefetch(bh, c + 1);
+        a.prefetch(bh, c + 1, false, false);
         chunk_state_map(a, ch, bh, c, lam, U);
         T* next = states + (c + 1) * KV;
         std::copy(next - KV, next, next);
@@ -360,7 +359,7 @@ void backward_sequences(const Args<T>& a) {
       }
       copy_state(dS, a.dht ? a.dht + a.state(bh) : nullptr, KV);
       for (int64_t c = nc - 1; c >= 0; --c) {
-        a.prefetch(bh, c - 1);
+        a.prefetch(bh, c - 1, true, true);
         backward_chunk(a, ch, w, bh, c, states + c * KV, states + (c + 1) * KV, dS);
       }
       if (a.dh0) std::copy(dS, dS + KV, a.dh0 + a.state(bh));
@@ -486,10 +485,11 @@ template <class T>
 void gla_chunked_forward(const GlaDims& d, const T* q, const T* k, const T* v, const T* g,
                          const T* h0, T* o, T* ht, T scale, int64_t chunk) {
   check_chunk(d, chunk, "gla_chunked_forward");
-  const Args<T> a{d, chunk, scale, q, k, v, g, h0, nullptr, nullptr, o, ht, nullptr, nullptr, nullptr, nullptr, nullptr};
-  if (d.T == 0) {
-    if (ht)
-      for (int64_t bh = 0; bh < d.B * d.H; ++bh) copy_state(ht + a.state(bh), h0 ? h0 + a.state(bh) : nullptr, a.KV());
+  const Args<T> a{d, chunk, scale, q, k, v, g, h0, nullptr, nullptr,
+                  o, ht, nullptr, nullptr, nullptr, nullptr, nullptr};
+  if (d.T == 0) {  // nothing to run: the final state is the initial one
+    for (int64_t bh = 0; ht && bh < d.B * d.H; ++bh)
+      copy_state(ht + a.state(bh), h0 ? h0 + a.state(bh) : nullptr, a.KV());
     return;
   }
   if (split_by_chunks(a)) chunk_scan_states<T>(a, nullptr, true);
@@ -503,8 +503,8 @@ void gla_chunked_backward(const GlaDims& d, const T* q, const T* k, const T* v, 
   check_chunk(d, chunk, "gla_chunked_backward");
   const Args<T> a{d, chunk, scale, q, k, v, g, h0, dout, dht, nullptr, nullptr, dq, dk, dv, dg, dh0};
   if (d.T == 0) {
-    if (dh0)
-      for (int64_t bh = 0; bh < d.B * d.H; ++bh) copy_state(dh0 + a.state(bh), dht ? dht + a.state(bh) : nullptr, a.KV());
+    for (int64_t bh = 0; dh0 && bh < d.B * d.H; ++bh)
+      copy_state(dh0 + a.state(bh), dht ? dht + a.state(bh) : nullptr, a.KV());
     return;
   }
   if (split_by_chunks(a)) backward_chunks(a);

@@ -35,6 +35,13 @@ inline int64_t segment_length(int64_t T) {
   return std::max<int64_t>(1, int64_t(std::ceil(std::sqrt(double(T)))));
 }
 
+// dst = src, or zeros when src is null (an absent initial state or state gradient).
+template <class T>
+void copy_state(T* dst, const T* src, int64_t n) {
+  if (src) std::copy(src, src + n, dst);
+  else std::fill(dst, dst + n, T(0));
+}
+
 inline void check_dims(const GlaDims& d, const char* op) {
   ROTOR_CHECK(d.B >= 0 && d.T >= 0 && d.H >= 0 && d.K > 0 && d.V > 0, op, "bad sizes B=", d.B,
               " T=", d.T, " H=", d.H, " K=", d.K, " V=", d.V);

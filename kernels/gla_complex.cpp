@@ -9,7 +9,6 @@
 #include "kernels/gla_simd.h"  // first: its pragma must precede the intrinsics headers
 
 #include <cmath>
-#include <vector>
 
 #include "kernels/gla.h"
 #include "kernels/gla_common.h"
@@ -96,15 +95,15 @@ void gla_complex_recurrent_forward(const GlaDims& d, const T* q, const T* k, con
   check_complex_dims(d, "gla_complex_recurrent_forward");
   const int64_t K = d.K, V = d.V, R = K / 2;
   parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
-    std::vector<T> S(K * V);
+    Scratch<T> mem(size_t(K * V));
+    T* S = mem.take(K * V);
     for (int64_t bh = lo; bh < hi; ++bh) {
       const Seq s(d, bh);
-      if (h0) std::copy(h0 + s.state(), h0 + s.state() + K * V, S.begin());
-      else std::fill(S.begin(), S.end(), T(0));
+      copy_state(S, h0 ? h0 + s.state() : nullptr, K * V);
       for (int64_t t = 0; t < d.T; ++t)
-        complex_step_forward(R, V, S.data(), q + s.x(t, K), k + s.x(t, K), v + s.x(t, V),
+        complex_step_forward(R, V, S, q + s.x(t, K), k + s.x(t, K), v + s.x(t, V),
                              g + s.x(t, R), dtheta + s.x(t, R), o + s.x(t, V), scale);
-      if (ht) std::copy(S.begin(), S.end(), ht + s.state());
+      if (ht) std::copy(S, S + K * V, ht + s.state());
     }
   });
 }
@@ -118,37 +117,36 @@ void gla_complex_recurrent_backward(const GlaDims& d, const T* q, const T* k, co
   const int64_t K = d.K, V = d.V, R = K / 2, KV = K * V;
   const int64_t seg = segment_length(d.T), nseg = (d.T + seg - 1) / seg;
   parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
-    std::vector<T> checkpoints(std::max<int64_t>(nseg, 1) * KV), states((seg + 1) * KV), dS(KV);
+    Scratch<T> mem(Scratch<T>::elements(nseg * KV, (seg + 1) * KV, KV));
+    T *checkpoints = mem.take(nseg * KV), *states = mem.take((seg + 1) * KV), *dS = mem.take(KV);
     for (int64_t bh = lo; bh < hi; ++bh) {
       const Seq s(d, bh);
       auto step = [&](int64_t t, T* S) {
         complex_step_forward<T>(R, V, S, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, R),
                                 dtheta + s.x(t, R), nullptr, scale);
       };
-      T* S = dS.data();  // dS is free until the backward sweep
-      if (h0) std::copy(h0 + s.state(), h0 + s.state() + KV, S);
-      else std::fill(S, S + KV, T(0));
+      T* S = dS;  // dS is free until the backward sweep
+      copy_state(S, h0 ? h0 + s.state() : nullptr, KV);
       for (int64_t t = 0; t < d.T; ++t) {
-        if (t % seg == 0) std::copy(S, S + KV, checkpoints.begin() + (t / seg) * KV);
+        if (t % seg == 0) std::copy(S, S + KV, checkpoints + (t / seg) * KV);
         step(t, S);
       }
-      if (dht) std::copy(dht + s.state(), dht + s.state() + KV, dS.begin());
-      else std::fill(dS.begin(), dS.end(), T(0));
+      copy_state(dS, dht ? dht + s.state() : nullptr, KV);
       for (int64_t c = nseg - 1; c >= 0; --c) {
         const int64_t t0 = c * seg, t1 = std::min(d.T, t0 + seg);
-        std::copy(checkpoints.begin() + c * KV, checkpoints.begin() + (c + 1) * KV, states.begin());
+        std::copy(checkpoints + c * KV, checkpoints + (c + 1) * KV, states);
         for (int64_t t = t0; t < t1; ++t) {
-          T* next = &states[(t - t0 + 1) * KV];
+          T* next = states + (t - t0 + 1) * KV;
           std::copy(next - KV, next, next);
           step(t, next);
         }
         for (int64_t t = t1 - 1; t >= t0; --t)
-          complex_step_backward(R, V, dS.data(), &states[(t - t0 + 1) * KV], &states[(t - t0) * KV],
+          complex_step_backward(R, V, dS, states + (t - t0 + 1) * KV, states + (t - t0) * KV,
                                 q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), g + s.x(t, R),
                                 dtheta + s.x(t, R), dout + s.x(t, V), dq + s.x(t, K), dk + s.x(t, K),
                                 dv + s.x(t, V), dg + s.x(t, R), ddtheta + s.x(t, R), scale);
       }
-      if (dh0) std::copy(dS.begin(), dS.end(), dh0 + s.state());
+      if (dh0) std::copy(dS, dS + KV, dh0 + s.state());
     }
   });
 }

@@ -5,7 +5,6 @@
 #include "kernels/gla_simd.h"  // first: its pragma must precede the intrinsics headers
 
 #include <cmath>
-#include <vector>
 
 #include "kernels/gla.h"
 #include "kernels/gla_common.h"
@@ -68,15 +67,15 @@ void gla_recurrent_forward(const GlaDims& d, const T* q, const T* k, const T* v,
   check_dims(d, "gla_recurrent_forward");
   const int64_t K = d.K, V = d.V;
   parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
-    std::vector<T> S(K * V);
+    Scratch<T> mem(size_t(K * V));
+    T* S = mem.take(K * V);
     for (int64_t bh = lo; bh < hi; ++bh) {
       const Seq s(d, bh);
-      if (h0) std::copy(h0 + s.state(), h0 + s.state() + K * V, S.begin());
-      else std::fill(S.begin(), S.end(), T(0));
+      copy_state(S, h0 ? h0 + s.state() : nullptr, K * V);
       for (int64_t t = 0; t < d.T; ++t)
-        step_forward(K, V, S.data(), q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), g + s.x(t, K),
+        step_forward(K, V, S, q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), g + s.x(t, K),
                      o + s.x(t, V), scale);
-      if (ht) std::copy(S.begin(), S.end(), ht + s.state());
+      if (ht) std::copy(S, S + K * V, ht + s.state());
     }
   });
 }
@@ -89,36 +88,35 @@ void gla_recurrent_backward(const GlaDims& d, const T* q, const T* k, const T* v
   const int64_t K = d.K, V = d.V, KV = K * V;
   const int64_t seg = segment_length(d.T), nseg = (d.T + seg - 1) / seg;
   parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
-    std::vector<T> checkpoints(std::max<int64_t>(nseg, 1) * KV), states((seg + 1) * KV), dS(KV);
+    Scratch<T> mem(Scratch<T>::elements(nseg * KV, (seg + 1) * KV, KV));
+    T *checkpoints = mem.take(nseg * KV), *states = mem.take((seg + 1) * KV), *dS = mem.take(KV);
     for (int64_t bh = lo; bh < hi; ++bh) {
       const Seq s(d, bh);
       // Pass 1: the state entering every segment.
-      std::vector<T>& S = dS;  // dS is free until pass 2
-      if (h0) std::copy(h0 + s.state(), h0 + s.state() + KV, S.begin());
-      else std::fill(S.begin(), S.end(), T(0));
+      T* S = dS;  // dS is free until pass 2
+      copy_state(S, h0 ? h0 + s.state() : nullptr, KV);
       for (int64_t t = 0; t < d.T; ++t) {
-        if (t % seg == 0) std::copy(S.begin(), S.end(), checkpoints.begin() + (t / seg) * KV);
-        step_forward<T>(K, V, S.data(), nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
+        if (t % seg == 0) std::copy(S, S + KV, checkpoints + (t / seg) * KV);
+        step_forward<T>(K, V, S, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
                         scale);
       }
       // Pass 2: segments last to first, states of one segment recomputed from its checkpoint.
-      if (dht) std::copy(dht + s.state(), dht + s.state() + KV, dS.begin());
-      else std::fill(dS.begin(), dS.end(), T(0));
+      copy_state(dS, dht ? dht + s.state() : nullptr, KV);
       for (int64_t c = nseg - 1; c >= 0; --c) {
         const int64_t t0 = c * seg, t1 = std::min(d.T, t0 + seg);
-        std::copy(checkpoints.begin() + c * KV, checkpoints.begin() + (c + 1) * KV, states.begin());
+        std::copy(checkpoints + c * KV, checkpoints + (c + 1) * KV, states);
         for (int64_t t = t0; t < t1; ++t) {
-          T* next = &states[(t - t0 + 1) * KV];
+          T* next = states + (t - t0 + 1) * KV;
           std::copy(next - KV, next, next);
           step_forward<T>(K, V, next, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
                           scale);
         }
         for (int64_t t = t1 - 1; t >= t0; --t)
-          step_backward(K, V, dS.data(), &states[(t - t0 + 1) * KV], &states[(t - t0) * KV],
+          step_backward(K, V, dS, states + (t - t0 + 1) * KV, states + (t - t0) * KV,
                         q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), dout + s.x(t, V),
                         dq + s.x(t, K), dk + s.x(t, K), dv + s.x(t, V), dg + s.x(t, K), scale);
       }
-      if (dh0) std::copy(dS.begin(), dS.end(), dh0 + s.state());
+      if (dh0) std::copy(dS, dS + KV, dh0 + s.state());
     }
   });
 }

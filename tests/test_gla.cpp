@@ -421,6 +421,16 @@ TEST_CASE("one-token decoding steps with a carried state equal one pass") {
   CHECK(rel_rmse(state, whole.ht) <= 1e-13);
 }
 
+TEST_CASE("an empty sequence passes the state through") {
+  const Problem p(GlaDims{2, 0, 3, 4, 5}, 65);
+  for (Order order : {Order::Reference, Order::Recurrent, Order::Chunked}) {
+    const Forward f = run_forward(p, order);
+    const Grads gr = run_backward(p, order);
+    CHECK(f.ht == p.h0);
+    CHECK(gr.dh0 == p.dht);
+  }
+}
+
 TEST_CASE("float32 kernels agree with the float64 reference") {
   // float32 rounding (6e-8) accumulated over ~K + C terms per output: 1e-5 leaves a wide margin.
   const GlaDims d{1, 100, 2, 32, 24};
@@ -435,15 +445,15 @@ TEST_CASE("float32 kernels agree with the float64 reference") {
     CAPTURE(chunked);
     std::vector<float> o(p.nv()), ht(p.ns()), dq(p.nk()), dk(p.nk()), dv(p.nv()), dg(p.nk()), dh0(p.ns());
     const float scale = float(p.scale);
+    const float *Q = q.data(), *Kp = k.data(), *Vp = v.data(), *G = g.data(), *H0 = h0.data();
     if (chunked) {
-      gla_chunked_forward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(), o.data(), ht.data(), scale);
-      gla_chunked_backward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(), dout.data(), dht.data(),
-                                  dq.data(), dk.data(), dv.data(), dg.data(), dh0.data(), scale);
+      gla_chunked_forward<float>(d, Q, Kp, Vp, G, H0, o.data(), ht.data(), scale);
+      gla_chunked_backward<float>(d, Q, Kp, Vp, G, H0, dout.data(), dht.data(), dq.data(), dk.data(),
+                                  dv.data(), dg.data(), dh0.data(), scale);
     } else {
-      gla_recurrent_forward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(), o.data(), ht.data(),
-                                   scale);
-      gla_recurrent_backward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(), dout.data(),
-                                    dht.data(), dq.data(), dk.data(), dv.data(), dg.data(), dh0.data(), scale);
+      gla_recurrent_forward<float>(d, Q, Kp, Vp, G, H0, o.data(), ht.data(), scale);
+      gla_recurrent_backward<float>(d, Q, Kp, Vp, G, H0, dout.data(), dht.data(), dq.data(), dk.data(),
+                                    dv.data(), dg.data(), dh0.data(), scale);
     }
     CHECK(rel_rmse(f64(o), ref.o) <= 1e-5);
     CHECK(rel_rmse(f64(ht), ref.ht) <= 1e-5);
@@ -480,7 +490,8 @@ TEST_CASE("complex gradients by hand: one step, one pair, one value column") {
   // dL/dg = Re(conj(z_q) c h0) = Re((1 - i/2)(1 + 2i)) = 2;
   // dL/ddtheta = Re(conj(z_q) (-i c) h0) = Re(-i (2 + 1.5i)) = 1.5.
   const GlaDims d{1, 1, 1, 2, 1};
-  const double q[] = {1, -2}, k[] = {3, 1}, v[] = {2}, g[] = {std::log(0.5)}, dth[] = {M_PI / 2}, h0[] = {1, 2};
+  const double q[] = {1, -2}, k[] = {3, 1}, v[] = {2}, h0[] = {1, 2};
+  const double g[] = {std::log(0.5)}, dth[] = {M_PI / 2};
   const double dout[] = {1};
   double o[1], ht[2], dq[2], dk[2], dv[1], dg[1], ddth[1], dh0[2];
   for (bool reference : {false, true}) {
@@ -552,7 +563,8 @@ TEST_CASE("the RoPE trick: real GLA on rotated q, k with tied decays equals comp
       return out;
     };
     ComplexProblem cc = c;
-    cc.p.dht = rotate_state(c.p.dht, -1.0);  // same loss on both sides: sum(S_T * dht) = sum(h_T * rot(dht, -theta))
+    // The same loss on both sides: sum(S_T * dht) = sum(h_T * rot(dht, -theta_{T-1})).
+    cc.p.dht = rotate_state(c.p.dht, -1.0);
 
     for (bool chunked : {false, true}) {
       CAPTURE(chunked);
@@ -615,37 +627,41 @@ TEST_CASE("results are bit-identical on 1 and 2 threads") {
   // float32; B*H = 8 splits by sequence, B*H = 2 by chunk (chained scan), both with enough work
   // that two threads really share it.
   for (GlaDims d : {GlaDims{2, 200, 4, 32, 32}, GlaDims{1, 700, 2, 32, 32}}) {
-  CAPTURE(d.B * d.H);
-  const Problem p(d, 111);
-  auto f32 = [](const Buf& x) { return std::vector<float>(x.begin(), x.end()); };
-  const auto q = f32(p.q), k = f32(p.k), v = f32(p.v), g = f32(p.g), h0 = f32(p.h0), dout = f32(p.dout),
-             dht = f32(p.dht);
-  const std::vector<float> gp(g.begin(), g.begin() + g.size() / 2), th = f32(Rng(5).uniform(g.size() / 2, -1, 1));
-  auto run = [&](int threads) {
-    rotor::set_num_threads(threads);
-    std::vector<std::vector<float>> out;
-    auto buf = [&](size_t n) -> float* { return out.emplace_back(n).data(); };
-    const float s = float(p.scale);
-    gla_chunked_forward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(), buf(p.nv()), buf(p.ns()), s);
-    gla_chunked_backward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(), dout.data(), dht.data(),
-                                buf(p.nk()), buf(p.nk()), buf(p.nv()), buf(p.nk()), buf(p.ns()), s);
-    gla_recurrent_forward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(), buf(p.nv()), buf(p.ns()), s);
-    gla_recurrent_backward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(), dout.data(), dht.data(),
-                                  buf(p.nk()), buf(p.nk()), buf(p.nv()), buf(p.nk()), buf(p.ns()), s);
-    gla_complex_recurrent_forward<float>(d, q.data(), k.data(), v.data(), gp.data(), th.data(), h0.data(),
-                                         buf(p.nv()), buf(p.ns()), s);
-    gla_complex_recurrent_backward<float>(d, q.data(), k.data(), v.data(), gp.data(), th.data(), h0.data(),
-                                          dout.data(), dht.data(), buf(p.nk()), buf(p.nk()), buf(p.nv()),
-                                          buf(gp.size()), buf(gp.size()), buf(p.ns()), s);
-    rotor::set_num_threads(0);
-    return out;
-  };
-  const auto one = run(1), two = run(2);
-  REQUIRE(one.size() == two.size());
-  for (size_t i = 0; i < one.size(); ++i) {
-    CAPTURE(i);
-    CHECK(std::memcmp(one[i].data(), two[i].data(), one[i].size() * sizeof(float)) == 0);
-  }
+    CAPTURE(d.B * d.H);
+    const Problem p(d, 111);
+    auto f32 = [](const Buf& x) { return std::vector<float>(x.begin(), x.end()); };
+    const auto q = f32(p.q), k = f32(p.k), v = f32(p.v), g = f32(p.g), h0 = f32(p.h0), dout = f32(p.dout),
+               dht = f32(p.dht);
+    // Complex inputs: per-pair gates (half of g's values) and angle increments.
+    const std::vector<float> gp(g.begin(), g.begin() + g.size() / 2);
+    const std::vector<float> th = f32(Rng(5).uniform(g.size() / 2, -1, 1));
+    const float *Q = q.data(), *Kp = k.data(), *Vp = v.data(), *G = g.data(), *H0 = h0.data();
+    const float *DO = dout.data(), *DHT = dht.data();
+    auto run = [&](int threads) {
+      rotor::set_num_threads(threads);
+      std::vector<std::vector<float>> out;
+      auto buf = [&](size_t n) -> float* { return out.emplace_back(n).data(); };
+      const float s = float(p.scale);
+      gla_chunked_forward<float>(d, Q, Kp, Vp, G, H0, buf(p.nv()), buf(p.ns()), s);
+      gla_chunked_backward<float>(d, Q, Kp, Vp, G, H0, DO, DHT, buf(p.nk()), buf(p.nk()), buf(p.nv()),
+                                  buf(p.nk()), buf(p.ns()), s);
+      gla_recurrent_forward<float>(d, Q, Kp, Vp, G, H0, buf(p.nv()), buf(p.ns()), s);
+      gla_recurrent_backward<float>(d, Q, Kp, Vp, G, H0, DO, DHT, buf(p.nk()), buf(p.nk()), buf(p.nv()),
+                                    buf(p.nk()), buf(p.ns()), s);
+      gla_complex_recurrent_forward<float>(d, Q, Kp, Vp, gp.data(), th.data(), H0, buf(p.nv()), buf(p.ns()),
+                                           s);
+      gla_complex_recurrent_backward<float>(d, Q, Kp, Vp, gp.data(), th.data(), H0, DO, DHT, buf(p.nk()),
+                                            buf(p.nk()), buf(p.nv()), buf(gp.size()), buf(gp.size()),
+                                            buf(p.ns()), s);
+      rotor::set_num_threads(0);
+      return out;
+    };
+    const auto one = run(1), two = run(2);
+    REQUIRE(one.size() == two.size());
+    for (size_t i = 0; i < one.size(); ++i) {
+      CAPTURE(i);
+      CHECK(std::memcmp(one[i].data(), two[i].data(), one[i].size() * sizeof(float)) == 0);
+    }
   }
 }
 
