@@ -217,7 +217,8 @@ struct Args {
 template <class T>
 void forward_chunk(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T* S, bool advance = true) {
   const int64_t K = a.d.K, V = a.d.V, L = a.rows(c);
-  const auto q = a.at(a.q, bh, c, K), k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K), v = a.at(a.v, bh, c, V);
+  const auto q = a.at(a.q, bh, c, K), k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K);
+  const auto v = a.at(a.v, bh, c, V);
   const auto o = a.at(a.o, bh, c, V);
   ch.prepare(L, q, k, g, true);
   ch.scores(q, k);
@@ -265,7 +266,8 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
                     const T* S_in, const T* S_out, T* dS) {
   const int64_t K = a.d.K, V = a.d.V, C = a.C, L = a.rows(c);
   const T scale = a.scale;
-  const auto q = a.at(a.q, bh, c, K), k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K), v = a.at(a.v, bh, c, V);
+  const auto q = a.at(a.q, bh, c, K), k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K);
+  const auto v = a.at(a.v, bh, c, V);
   const auto dout = a.at(a.dout, bh, c, V), dv = a.at(a.dv, bh, c, V);
   T *dA = w.dA, *dqc = w.dqc, *dkc = w.dkc, *db = w.db;
   ch.prepare(L, q, k, g, true);
