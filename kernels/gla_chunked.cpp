@@ -223,7 +223,11 @@ void forward_chunk(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T* S, 
   ch.prepare(L, q, k, g, true);
   ch.scores(q, k);
   gemm<T>(false, false, L, V, K, T(1), ch.qg, K, S, V, T(0), o.p, o.ld);
-  gemm<T>(false, false, L, V, L, T(1), ch.A, ch.C, v.p, v.ld, T(1), o.p, o.ld);
+  // o += A v, row block by row block over the columns up to the block's end (A is lower triangular).
+  for (int64_t n = 0; n < L; n += kSub) {
+    const int64_t e = std::min(L, n + kSub);
+    gemm<T>(false, false, e - n, V, e, T(1), &ch.A[n * ch.C], ch.C, v.p, v.ld, T(1), o.row(n), o.ld);
+  }
   if (!advance) return;
   scale_rows(S, ch.lam, K, V);
   gemm<T>(true, false, K, V, L, T(1), ch.kl, K, v.p, v.ld, T(1), S, V);
@@ -271,9 +275,12 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
   const auto dout = a.at(a.dout, bh, c, V), dv = a.at(a.dv, bh, c, V);
   T *dA = w.dA, *dqc = w.dqc, *dkc = w.dkc, *db = w.db;
   ch.prepare(L, q, k, g, true);
-  // dA = scale tril(do v^T): the gradient of the scores (scale folded in).
-  gemm<T>(false, true, L, L, V, scale, dout.p, dout.ld, v.p, v.ld, T(0), dA, C);
-  for (int64_t i = 0; i < L; ++i) std::fill(&dA[i * C + i + 1], &dA[i * C + L], T(0));
+  // dA = scale do v^T, the gradient of the scores (scale folded in), on and below the diagonal
+  // sub-blocks only: entries above the diagonal are never read.
+  for (int64_t n = 0; n < L; n += kSub) {
+    const int64_t e = std::min(L, n + kSub);
+    gemm<T>(false, true, e - n, e, V, scale, dout.row(n), dout.ld, v.p, v.ld, T(0), &dA[n * C], C);
+  }
   // Inter-chunk parts: dq = scale gam ⊙ (do S_in^T), dk = el ⊙ (v dS^T).
   gemm<T>(false, true, L, K, V, T(1), dout.p, dout.ld, S_in, V, T(0), dqc, K);
   gemm<T>(false, true, L, K, V, T(1), v.p, v.ld, dS, V, T(0), dkc, K);
@@ -300,9 +307,13 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
     }
     ch.template diagonal_block<true>(n, e, q, k, dA, dqc, dkc);
   }
-  // dv = A^T do + kl dS.
-  gemm<T>(true, false, L, V, L, T(1), ch.A, C, dout.p, dout.ld, T(0), dv.p, dv.ld);
-  gemm<T>(false, false, L, V, K, T(1), ch.kl, K, dS, V, T(1), dv.p, dv.ld);
+  // dv = kl dS + A^T do, the second by column block of A over the rows from the block's start.
+  gemm<T>(false, false, L, V, K, T(1), ch.kl, K, dS, V, T(0), dv.p, dv.ld);
+  for (int64_t n = 0; n < L; n += kSub) {
+    const int64_t e = std::min(L, n + kSub);
+    gemm<T>(true, false, e - n, V, L - n, T(1), &ch.A[n * C + n], C, dout.row(n), dout.ld, T(1), dv.row(n),
+            dv.ld);
+  }
   // dg: reverse within-chunk cumsum of q ⊙ dq - k ⊙ dk, plus the output state's term dS ⊙ S_out.
   for (int64_t i = 0; i < K; ++i)
     db[i] = map_sum<T>(V, [](auto x, auto y) { return x * y; }, &dS[i * V], S_out + i * V);
