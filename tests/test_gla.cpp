@@ -321,6 +321,50 @@ TEST_CASE("chunked equals recurrent on both drivers: split by sequence and split
   }
 }
 
+TEST_CASE("null final state and null initial-state gradient leave every other output unchanged") {
+  // Both chunked drivers, the recurrent and the complex kernels.
+  for (GlaDims d : {GlaDims{4, 100, 2, 8, 12}, GlaDims{1, 300, 1, 8, 12}}) {
+    CAPTURE(d.B * d.H);
+    const Problem p(d, 15);
+    for (Order order : {Order::Recurrent, Order::Chunked}) {
+      const Forward f = run_forward(p, order, 32);
+      const Grads gr = run_backward(p, order, 32);
+      Buf o(p.nv()), dq(p.nk()), dk(p.nk()), dv(p.nv()), dg(p.nk());
+      const double *q = p.q.data(), *k = p.k.data(), *v = p.v.data(), *g = p.g.data();
+      if (order == Order::Chunked) {
+        gla_chunked_forward<double>(d, q, k, v, g, p.h0p(), o.data(), nullptr, p.scale, 32);
+        gla_chunked_backward<double>(d, q, k, v, g, p.h0p(), p.dout.data(), p.dhtp(), dq.data(), dk.data(),
+                                     dv.data(), dg.data(), nullptr, p.scale, 32);
+      } else {
+        gla_recurrent_forward<double>(d, q, k, v, g, p.h0p(), o.data(), nullptr, p.scale);
+        gla_recurrent_backward<double>(d, q, k, v, g, p.h0p(), p.dout.data(), p.dhtp(), dq.data(), dk.data(),
+                                       dv.data(), dg.data(), nullptr, p.scale);
+      }
+      CHECK(o == f.o);
+      CHECK(dq == gr.dq);
+      CHECK(dk == gr.dk);
+      CHECK(dv == gr.dv);
+      CHECK(dg == gr.dg);
+    }
+    const ComplexProblem c(d, 16);
+    const Forward fc = complex_forward(c, false);
+    const ComplexGrads gc = complex_backward(c, false);
+    Buf o(p.nv()), dq(p.nk()), dk(p.nk()), dv(p.nv()), dg(c.nr()), dth(c.nr());
+    const Problem& cp = c.p;
+    gla_complex_recurrent_forward<double>(d, cp.q.data(), cp.k.data(), cp.v.data(), c.g.data(), c.dtheta.data(),
+                                          cp.h0p(), o.data(), nullptr, cp.scale);
+    gla_complex_recurrent_backward<double>(d, cp.q.data(), cp.k.data(), cp.v.data(), c.g.data(),
+                                           c.dtheta.data(), cp.h0p(), cp.dout.data(), cp.dhtp(), dq.data(),
+                                           dk.data(), dv.data(), dg.data(), dth.data(), nullptr, cp.scale);
+    CHECK(o == fc.o);
+    CHECK(dq == gc.dq);
+    CHECK(dk == gc.dk);
+    CHECK(dv == gc.dv);
+    CHECK(dg == gc.dg);
+    CHECK(dth == gc.ddtheta);
+  }
+}
+
 TEST_CASE("chunked equals recurrent for any chunk size") {
   const Problem p(GlaDims{1, 150, 2, 24, 20}, 21);
   for (int64_t chunk : {1, 7, 16, 17, 33, 64, 100, 200}) {

@@ -81,12 +81,18 @@ void bench_gla(Bench& b) {
   b.report("gla_recurrent_fwd_bwd_ms", rfb * 1e3, "ms");
   b.report_gflops("gla_recurrent_fwd_bwd", flops, rfb, 512);
 
-  // Scaling in T at B·H = 16: time per token of chunked forward + backward.
+  // Scaling in T at B·H = 16: time per token (of one sequence: B·T tokens of H heads each) of
+  // chunked forward + backward.
   for (int64_t T : {512, 2048, 16384}) {
     GlaData s(GlaDims{4, T, 4, 64, 64});
     const double sec = time_median([&] { s.chunked_forward(), s.chunked_backward(); }, T >= 16384 ? 3 : 5);
     b.report("gla_chunked_fwd_bwd_T" + std::to_string(T) + "_us_per_token", sec * 1e6 / double(4 * T), "us");
   }
+  // One long sequence (B·H = 1): the chunks of one sequence run in parallel on the chained scan.
+  GlaData one(GlaDims{1, 16384, 1, 64, 64});
+  const double sec = time_median([&] { one.chunked_forward(), one.chunked_backward(); }, 5);
+  b.report("gla_chunked_fwd_bwd_BH1_T16384_ms", sec * 1e3, "ms");
+  b.report_gflops("gla_chunked_fwd_bwd_BH1_T16384", yardstick_flops(one.d), sec, 512);
 }
 
 }  // namespace bench
