@@ -351,8 +351,8 @@ TEST_CASE("null final state and null initial-state gradient leave every other ou
     const ComplexGrads gc = complex_backward(c, false);
     Buf o(p.nv()), dq(p.nk()), dk(p.nk()), dv(p.nv()), dg(c.nr()), dth(c.nr());
     const Problem& cp = c.p;
-    gla_complex_recurrent_forward<double>(d, cp.q.data(), cp.k.data(), cp.v.data(), c.g.data(), c.dtheta.data(),
-                                          cp.h0p(), o.data(), nullptr, cp.scale);
+    gla_complex_recurrent_forward<double>(d, cp.q.data(), cp.k.data(), cp.v.data(), c.g.data(),
+                                          c.dtheta.data(), cp.h0p(), o.data(), nullptr, cp.scale);
     gla_complex_recurrent_backward<double>(d, cp.q.data(), cp.k.data(), cp.v.data(), c.g.data(),
                                            c.dtheta.data(), cp.h0p(), cp.dout.data(), cp.dhtp(), dq.data(),
                                            dk.data(), dv.data(), dg.data(), dth.data(), nullptr, cp.scale);
