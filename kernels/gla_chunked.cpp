@@ -90,22 +90,33 @@ struct Chunk {
 
   T* row(T* x, int64_t i) const { return x + i * K; }
 
-  // The decays of a chunk of `rows` steps, kl, and with `queries` also qg.
+  // The decays of a chunk of `rows` steps, kl, and with `queries` also qg. One pass forward in
+  // time (step, gam, qg), one backward (el, kl).
   void prepare(int64_t rows, Rows<const T> q, Rows<const T> k, Rows<const T> g, bool queries) {
     L = rows;
-    auto mul = [](auto x, auto y) { return x * y; };
-    for (int64_t i = 0; i < L; ++i) {
-      exp_row(K, row(step, i), g.row(i));
-      if (i == 0) std::copy(step, step + K, gam);
-      else map(K, row(gam, i), mul, row(gam, i - 1), row(step, i));
-    }
-    std::copy(row(gam, L - 1), row(gam, L), lam);
-    std::fill(row(el, L - 1), row(el, L), T(1));
-    for (int64_t i = L - 2; i >= 0; --i) map(K, row(el, i), mul, row(el, i + 1), row(step, i + 1));
     const T s = scale;
     for (int64_t i = 0; i < L; ++i) {
-      map(K, row(kl, i), mul, row(el, i), k.row(i));
-      if (queries) map(K, row(qg, i), [s](auto x, auto y) { return s * x * y; }, row(gam, i), q.row(i));
+      const T *gi = g.row(i), *qi = q.row(i), *prev = i > 0 ? row(gam, i - 1) : nullptr;
+      T *st = row(step, i), *ga = row(gam, i), *qo = row(qg, i);
+      for (int64_t j = 0; j < K; j += width<T>) {
+        const int64_t n = K - j;
+        const Vec<T> e = xsimd::exp(load(gi + j, n));
+        const Vec<T> c = i == 0 ? e : e * load(prev + j, n);
+        store(st + j, e, n);
+        store(ga + j, c, n);
+        if (queries) store(qo + j, s * c * load(qi + j, n), n);
+      }
+    }
+    std::copy(row(gam, L - 1), row(gam, L), lam);
+    for (int64_t i = L - 1; i >= 0; --i) {
+      const T *ki = k.row(i), *next = row(el, i + 1), *st = row(step, i + 1);  // unread when i = L-1
+      T *e = row(el, i), *ko = row(kl, i);
+      for (int64_t j = 0; j < K; j += width<T>) {
+        const int64_t n = K - j;
+        const Vec<T> c = i == L - 1 ? Vec<T>(T(1)) : load(next + j, n) * load(st + j, n);
+        store(e + j, c, n);
+        store(ko + j, c * load(ki + j, n), n);
+      }
     }
   }
 
