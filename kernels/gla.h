@@ -10,9 +10,12 @@
 //
 // Nullable pointers: h0 (a zero initial state), ht (final state not wanted), dht (no gradient on
 // the final state), dh0 (initial-state gradient not wanted; when given it is written even if h0
-// is null: it is then the gradient with respect to the zero state).
+// is null: it is then the gradient with respect to the zero state). Every other pointer is
+// required (q, k, v, g, o; dout, dq, dk, dv, dg), and no output may alias an input.
 // Contract: forward and backward WRITE every non-null output (they never accumulate).
 // scale is explicit; gla_default_scale(K) = K^{-1/2} is the reference's default.
+// Bad sizes (K or V < 1, negative B, T, H, chunk < 1, odd K for complex) throw rotor::Error.
+// Results are bit-identical on any number of threads (partitions depend on the sizes only).
 //
 //   recurrent  — the loop above; also the one-token decoding step (T = 1 with a state).
 //   chunked    — chunks of C steps: masked matrix products inside a chunk, state passing across.
