@@ -7,9 +7,11 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <string>
 #include <tuple>
 #include <vector>
 
+#include "core/error.h"
 #include "core/parallel.h"
 #include "kernels/gla.h"
 
@@ -463,6 +465,27 @@ TEST_CASE("one-token decoding steps with a carried state equal one pass") {
   }
   CHECK(rel_rmse(o, whole.o) <= 1e-13);
   CHECK(rel_rmse(state, whole.ht) <= 1e-13);
+}
+
+TEST_CASE("bad sizes throw rotor::Error naming the op") {
+  double x[8] = {};
+  auto message = [](auto&& fn) {
+    try {
+      fn();
+    } catch (const rotor::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const GlaDims no_keys{1, 2, 1, 0, 2}, ok{1, 2, 1, 2, 2}, odd_keys{1, 1, 1, 3, 1};
+  auto recurrent = [&] { gla_recurrent_forward<double>(no_keys, x, x, x, x, nullptr, x, nullptr, 1.0); };
+  auto chunk_zero = [&] { gla_chunked_forward<double>(ok, x, x, x, x, nullptr, x, nullptr, 1.0, 0); };
+  auto complex_odd = [&] {
+    gla_complex_recurrent_forward<double>(odd_keys, x, x, x, x, x, nullptr, x, nullptr, 1.0);
+  };
+  CHECK(message(recurrent).starts_with("[gla_recurrent_forward]"));
+  CHECK(message(chunk_zero).starts_with("[gla_chunked_forward]"));
+  CHECK(message(complex_odd).starts_with("[gla_complex_recurrent_forward]"));
 }
 
 TEST_CASE("an empty sequence passes the state through") {
