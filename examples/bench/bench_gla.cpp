@@ -81,6 +81,22 @@ void bench_gla(Bench& b) {
   b.report("gla_recurrent_fwd_bwd_ms", rfb * 1e3, "ms");
   b.report_gflops("gla_recurrent_fwd_bwd", flops, rfb, 512);
 
+  // The complex recurrence of the RoPE trick at the same size (R = 32 pairs).
+  {
+    const size_t nr = x.g.size() / 2;
+    std::vector<float> gp(x.g.begin(), x.g.begin() + nr), dth(nr, 0.1f), dgp(nr), ddth(nr);
+    const double sec = time_median([&] {
+      rotor::kernels::gla_complex_recurrent_forward<float>(x.d, x.q.data(), x.k.data(), x.v.data(), gp.data(),
+                                                           dth.data(), x.h0.data(), x.o.data(), x.ht.data(),
+                                                           x.scale());
+      rotor::kernels::gla_complex_recurrent_backward<float>(
+          x.d, x.q.data(), x.k.data(), x.v.data(), gp.data(), dth.data(), x.h0.data(), x.dout.data(),
+          x.dht.data(), x.dq.data(), x.dk.data(), x.dv.data(), dgp.data(), ddth.data(), x.dh0.data(),
+          x.scale());
+    }, 3);
+    b.report("gla_complex_recurrent_fwd_bwd_ms", sec * 1e3, "ms");
+  }
+
   // Scaling in T at B·H = 16: time per token (of one sequence: B·T tokens of H heads each) of
   // chunked forward + backward.
   for (int64_t T : {512, 2048, 16384}) {
