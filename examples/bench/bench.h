@@ -35,6 +35,7 @@ double time_median(const std::function<void()>& fn, int repeats = 5);
 
 // Benchmark groups (one file each), selected with --filter NAME.
 void bench_core(Bench& b);
+void bench_rope(Bench& b);
 void bench_gla(Bench& b);
 
 }  // namespace bench

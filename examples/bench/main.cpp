@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   };
   const std::vector<Group> groups = {
       {"core", bench::bench_core},
+      {"rope", bench::bench_rope},
       {"gla", bench::bench_gla},
   };
   bench::Bench b(json);

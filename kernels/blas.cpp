@@ -1,0 +1,153 @@
+#include "kernels/blas.h"
+
+#include <cblas.h>
+
+#include "core/iter.h"
+#include "core/parallel.h"
+#include "core/view.h"
+
+namespace rotor::kernels {
+
+template <>
+void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m),
+              blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
+}
+
+template <>
+void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+                  const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m),
+              blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
+}
+
+namespace {
+
+// How a [rows, cols] matrix view (the last two dims) reaches BLAS.
+struct MatrixLayout {
+  bool ok = false;
+  bool trans = false;
+  int64_t ld = 0;
+};
+
+MatrixLayout blas_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
+  // Size-1 dims may carry any stride; treat them as packed.
+  if (cols == 1) col_stride = 1;
+  if (rows == 1) row_stride = std::max<int64_t>(cols, 1);
+  if (col_stride == 1 && row_stride >= std::max<int64_t>(cols, 1)) return {true, false, row_stride};
+  if (cols > 1 && rows == 1) return {false};
+  if (row_stride == 1 && col_stride >= std::max<int64_t>(rows, 1)) return {true, true, col_stride};
+  return {false};
+}
+
+MatrixLayout layout_of(const Tensor& t) {
+  const int64_t d = t.dim();
+  return blas_layout(t.shape()[d - 2], t.shape()[d - 1], t.strides()[d - 2], t.strides()[d - 1]);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  ROTOR_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul", "operands must have at least one dim, got ",
+              shape_str(a_in.shape()), " and ", shape_str(b_in.shape()));
+  ROTOR_CHECK(a_in.dtype() == b_in.dtype(), "matmul", "dtype mismatch: ", dtype_name(a_in.dtype()), " vs ",
+              dtype_name(b_in.dtype()));
+  Tensor a = a_in.dim() == 1 ? core::unsqueeze(a_in, 0) : a_in;
+  Tensor b = b_in.dim() == 1 ? core::unsqueeze(b_in, 1) : b_in;
+  const int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1];
+  const int64_t kb = b.shape()[b.dim() - 2], n = b.shape()[b.dim() - 1];
+  ROTOR_CHECK(k == kb, "matmul", "inner dims differ: ", shape_str(a_in.shape()), " @ ", shape_str(b_in.shape()));
+  Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
+
+  if (!layout_of(a).ok) a = core::contiguous(a);
+  if (!layout_of(b).ok) b = core::contiguous(b);
+  MatrixLayout la = layout_of(a), lb = layout_of(b);
+
+  Shape out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  Tensor out = Tensor::empty(out_shape, a.dtype());
+  const int64_t nbatch = shape_numel(batch);
+
+  dispatch_float(a.dtype(), "matmul", [&](auto tag) {
+    using T = decltype(tag);
+    T* c = out.data<T>();
+    if (out.numel() == 0) return;
+    if (k == 0) {
+      std::fill(c, c + out.numel(), T(0));
+      return;
+    }
+    const T* ap = static_cast<const T*>(a.raw_data());
+    const T* bp = static_cast<const T*>(b.raw_data());
+    Strides sa = broadcast_strides(batch_a, Strides(a.strides().begin(), a.strides().end() - 2), batch);
+    Strides sb = broadcast_strides(batch_b, Strides(b.strides().begin(), b.strides().end() - 2), batch);
+
+    // One tall GEMM when b is shared across the batch and a's batch rows stack evenly.
+    bool b_shared = std::all_of(sb.begin(), sb.end(), [](int64_t s) { return s == 0; });
+    if (b_shared && !la.trans && nbatch > 1 && shape_numel(batch_a) == nbatch) {
+      if (auto flat = core::try_view(a, Shape{nbatch * m, k})) {
+        MatrixLayout lf = layout_of(*flat);
+        if (lf.ok && !lf.trans) {
+          gemm<T>(false, lb.trans, nbatch * m, n, k, T(1), static_cast<const T*>(flat->raw_data()), lf.ld, bp,
+                  lb.ld, T(0), c, n);
+          return;
+        }
+      }
+    }
+    // Otherwise one GEMM per batch entry; small ones run side by side on the TBB pool.
+    StridedLoop<2> loop(batch, {sa, sb});
+    std::vector<std::array<int64_t, 2>> offsets;
+    offsets.reserve(size_t(nbatch));
+    loop.for_runs(0, nbatch, [&](const std::array<int64_t, 2>& off, int64_t len) {
+      for (int64_t i = 0; i < len; ++i)
+        offsets.push_back({off[0] + i * loop.inner_stride(0), off[1] + i * loop.inner_stride(1)});
+    });
+    auto one = [&](int64_t i) {
+      gemm<T>(la.trans, lb.trans, m, n, k, T(1), ap + offsets[size_t(i)][0], la.ld, bp + offsets[size_t(i)][1],
+              lb.ld, T(0), c + i * m * n, n);
+    };
+    const double flops = 2.0 * double(m) * double(n) * double(k);
+    if (nbatch > 1 && flops < 2.0 * 128 * 128 * 128)
+      parallel_blocks(nbatch, one);
+    else
+      for (int64_t i = 0; i < nbatch; ++i) one(i);
+  });
+  if (a_in.dim() == 1) out = core::squeeze(out, out.dim() - 2);
+  if (b_in.dim() == 1) out = core::squeeze(out, out.dim() - 1);
+  return out;
+}
+
+Tensor matmul_reference(const Tensor& a_in, const Tensor& b_in) {
+  Tensor a = a_in.dim() == 1 ? core::unsqueeze(a_in, 0) : a_in;
+  Tensor b = b_in.dim() == 1 ? core::unsqueeze(b_in, 1) : b_in;
+  const int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
+  ROTOR_CHECK(k == b.shape()[b.dim() - 2], "matmul_reference", "inner dims differ");
+  Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(batch_a, batch_b, "matmul_reference");
+  Shape ea = batch, eb = batch;
+  ea.insert(ea.end(), {m, k});
+  eb.insert(eb.end(), {k, n});
+  Tensor ac = core::contiguous(core::to_dtype(core::contiguous(core::expand(a, ea)), DType::Float64));
+  Tensor bc = core::contiguous(core::to_dtype(core::contiguous(core::expand(b, eb)), DType::Float64));
+  Shape os = batch;
+  os.insert(os.end(), {m, n});
+  Tensor out = Tensor::empty(os, DType::Float64);
+  const double* ap = ac.data<double>();
+  const double* bp = bc.data<double>();
+  double* o = out.data<double>();
+  for (int64_t z = 0; z < shape_numel(batch); ++z)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = 0;
+        for (int64_t p = 0; p < k; ++p) s += ap[(z * m + i) * k + p] * bp[(z * k + p) * n + j];
+        o[(z * m + i) * n + j] = s;
+      }
+  out = core::to_dtype(out, a.dtype());
+  if (a_in.dim() == 1) out = core::squeeze(out, out.dim() - 2);
+  if (b_in.dim() == 1) out = core::squeeze(out, out.dim() - 1);
+  return out;
+}
+
+}  // namespace rotor::kernels

@@ -1,0 +1,22 @@
+// Registers a layer with the gradcheck registry: the layer is built in the case's dtype and
+// its parameters are checked along with the inputs.
+#pragma once
+#include <memory>
+
+#include "autograd/gradcheck.h"
+
+namespace rotor::nn {
+
+// make(dtype, gen) -> std::shared_ptr<Layer>; run(layer, inputs) -> TensorList.
+template <class Make, class Run>
+CaseBuilder layer_case(Make make, Run run) {
+  return [make, run](DType dtype, Generator& gen) {
+    auto layer = make(dtype, gen);
+    TensorList params;
+    for (const auto& p : layer->named_parameters())
+      if (p.value.requires_grad()) params.push_back(p.value);
+    return BuiltCase{[layer, run](const TensorList& in) { return run(*layer, in); }, params};
+  };
+}
+
+}  // namespace rotor::nn

@@ -1,0 +1,65 @@
+// The basic layers. Parameter names and layouts follow PyTorch / fla, so weights load from a
+// reference state_dict without renaming.
+#pragma once
+#include "nn/functional.h"
+#include "nn/module.h"
+
+namespace rotor::nn {
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias, Generator& gen, DType dtype = DType::Float32);
+  Tensor forward(const Tensor& x) const { return linear(x, weight, bias); }
+  Tensor weight;  // [out, in]
+  Tensor bias;    // [out] or undefined
+};
+
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num, int64_t dim, Generator& gen, DType dtype = DType::Float32);
+  Tensor forward(const Tensor& ids) const { return embedding(weight, ids); }
+  Tensor weight;  // [num, dim]
+};
+
+class RMSNorm : public Module {
+ public:
+  RMSNorm(int64_t dim, double eps, DType dtype = DType::Float32);
+  Tensor forward(const Tensor& x) const { return rms_norm(x, weight, eps); }
+  Tensor weight;  // [dim], ones
+  double eps;
+};
+
+// RMSNorm(o) * weight * swish(gate): GLA's output gate (fla's FusedRMSNormGated).
+class GatedRMSNorm : public Module {
+ public:
+  GatedRMSNorm(int64_t dim, double eps, DType dtype = DType::Float32);
+  Tensor forward(const Tensor& x, const Tensor& gate) const { return rms_norm(x, weight, eps) * silu(gate); }
+  Tensor weight;
+  double eps;
+};
+
+// SwiGLU: down_proj(silu(gate_proj(x)) * up_proj(x)) (fla's GatedMLP).
+class GatedMLP : public Module {
+ public:
+  GatedMLP(int64_t hidden, int64_t intermediate, Generator& gen, DType dtype = DType::Float32);
+  Tensor forward(const Tensor& x) const;
+  Linear gate_proj, up_proj, down_proj;
+};
+
+// Causal depthwise convolution over time (fla's ShortConvolution); weight [C, 1, W].
+class ShortConvolution : public Module {
+ public:
+  ShortConvolution(int64_t channels, int64_t width, bool bias, bool silu, Generator& gen,
+                   DType dtype = DType::Float32);
+  // x [B, T, C]; history: [B, W-1, C] from the previous call, or undefined at the start.
+  ConvResult forward(const Tensor& x, const Tensor& history = Tensor()) const {
+    return short_conv(x, weight, bias, history, silu);
+  }
+  Tensor weight, bias;
+  bool silu;
+};
+
+// fla's GatedMLP intermediate size: hidden * ratio * 2/3, rounded up to a multiple of 256.
+int64_t swiglu_intermediate_size(int64_t hidden, int64_t hidden_ratio);
+
+}  // namespace rotor::nn

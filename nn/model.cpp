@@ -1,0 +1,240 @@
+#include "nn/model.h"
+
+#include <algorithm>
+
+#include "nn/gradcheck_case.h"
+
+namespace rotor::nn {
+
+int64_t ModelConfig::mlp_size() const {
+  return intermediate_size > 0 ? intermediate_size : swiglu_intermediate_size(hidden_size, hidden_ratio);
+}
+
+bool ModelConfig::is_attention_layer(int64_t i) const {
+  return std::find(attn_layers.begin(), attn_layers.end(), i) != attn_layers.end();
+}
+
+void ModelConfig::validate() const {
+  const char* op = "config";
+  ROTOR_CHECK(vocab_size > 0 && hidden_size > 0 && num_hidden_layers > 0 && num_heads > 0, op,
+              "vocab_size, hidden_size, num_hidden_layers and num_heads must be positive");
+  ROTOR_CHECK(hidden_size % num_heads == 0, op, "hidden_size ", hidden_size, " is not divisible by num_heads ",
+              num_heads);
+  const int64_t key_dim = int64_t(double(hidden_size) * expand_k), value_dim = int64_t(double(hidden_size) * expand_v);
+  ROTOR_CHECK(key_dim > 0 && key_dim % num_heads == 0 && value_dim > 0 && value_dim % num_heads == 0, op,
+              "expand_k/expand_v give key dim ", key_dim, " and value dim ", value_dim,
+              ", which must be positive multiples of num_heads ", num_heads);
+  if (position_embedding.type != "nope")
+    ROTOR_CHECK((key_dim / num_heads) % 2 == 0, op, "rotary position embeddings need an even head dim, got ",
+                key_dim / num_heads);
+  for (int64_t l : attn_layers)
+    ROTOR_CHECK(l >= 0 && l < num_hidden_layers, op, "attention layer index ", l, " out of range [0, ",
+                num_hidden_layers, ")");
+  const int64_t ah = attn_num_heads ? attn_num_heads : num_heads;
+  ROTOR_CHECK(attn_layers.empty() || hidden_size % ah == 0, op, "hidden_size ", hidden_size,
+              " is not divisible by attention heads ", ah);
+  ROTOR_CHECK(chunk_size > 0, op, "chunk_size must be positive, got ", chunk_size);
+}
+
+Json ModelConfig::to_json() const {
+  Json j = Json::object();
+  j.set("model_type", "gla");
+  j.set("vocab_size", vocab_size);
+  j.set("hidden_size", hidden_size);
+  j.set("num_hidden_layers", num_hidden_layers);
+  j.set("num_heads", num_heads);
+  j.set("expand_k", expand_k);
+  j.set("expand_v", expand_v);
+  j.set("hidden_ratio", hidden_ratio);
+  j.set("intermediate_size", intermediate_size > 0 ? Json(intermediate_size) : Json());
+  j.set("use_short_conv", use_short_conv);
+  j.set("conv_size", conv_size);
+  j.set("use_output_gate", use_output_gate);
+  j.set("norm_eps", norm_eps);
+  j.set("gate_logit_normalizer", gate_logit_normalizer);
+  j.set("gate_low_rank_dim", gate_low_rank_dim);
+  j.set("chunk_size", chunk_size);
+  j.set("position_embedding", position_embedding.to_json());
+  if (attn_layers.empty()) {
+    j.set("attn", Json());
+  } else {
+    Json a = Json::object(), layers_json = Json::array();
+    for (int64_t l : attn_layers) layers_json.push(l);
+    a.set("layers", layers_json);
+    a.set("num_heads", attn_num_heads ? attn_num_heads : num_heads);
+    a.set("qk_norm", attn_qk_norm);
+    j.set("attn", a);
+  }
+  return j;
+}
+
+ModelConfig ModelConfig::from_json(const Json& j) {
+  j.as_object("model config");
+  ModelConfig c;
+  auto integer = [&](const char* key, int64_t& out) {
+    if (auto* v = j.find(key); v && !v->is_null()) out = v->as_int(key);
+  };
+  auto number = [&](const char* key, double& out) {
+    if (auto* v = j.find(key); v && !v->is_null()) out = v->as_number(key);
+  };
+  auto flag = [&](const char* key, bool& out) {
+    if (auto* v = j.find(key); v && !v->is_null()) out = v->as_bool(key);
+  };
+  integer("vocab_size", c.vocab_size);
+  integer("hidden_size", c.hidden_size);
+  integer("num_hidden_layers", c.num_hidden_layers);
+  integer("num_heads", c.num_heads);
+  number("expand_k", c.expand_k);
+  number("expand_v", c.expand_v);
+  integer("hidden_ratio", c.hidden_ratio);
+  integer("intermediate_size", c.intermediate_size);
+  flag("use_short_conv", c.use_short_conv);
+  integer("conv_size", c.conv_size);
+  flag("use_output_gate", c.use_output_gate);
+  number("norm_eps", c.norm_eps);
+  integer("gate_logit_normalizer", c.gate_logit_normalizer);
+  integer("gate_low_rank_dim", c.gate_low_rank_dim);
+  integer("chunk_size", c.chunk_size);
+  if (auto* pe = j.find("position_embedding")) c.position_embedding = PositionEmbeddingConfig::from_json(*pe);
+  if (auto* a = j.find("attn"); a && !a->is_null()) {
+    for (const Json& l : a->at("layers").as_array("attn.layers")) c.attn_layers.push_back(l.as_int("attn.layers[]"));
+    if (auto* h = a->find("num_heads")) c.attn_num_heads = h->as_int("attn.num_heads");
+    if (auto* q = a->find("qk_norm")) c.attn_qk_norm = q->as_bool("attn.qk_norm");
+  }
+  c.validate();
+  return c;
+}
+
+namespace {
+GlaLayerConfig gla_config(const ModelConfig& c) {
+  GlaLayerConfig g;
+  g.hidden_size = c.hidden_size;
+  g.num_heads = c.num_heads;
+  g.expand_k = c.expand_k;
+  g.expand_v = c.expand_v;
+  g.use_short_conv = c.use_short_conv;
+  g.conv_size = c.conv_size;
+  g.use_output_gate = c.use_output_gate;
+  g.norm_eps = c.norm_eps;
+  g.gate_logit_normalizer = c.gate_logit_normalizer;
+  g.gate_low_rank_dim = c.gate_low_rank_dim;
+  g.chunk_size = c.chunk_size;
+  g.position_embedding = c.position_embedding;
+  return g;
+}
+
+AttentionLayerConfig attention_config(const ModelConfig& c) {
+  AttentionLayerConfig a;
+  a.hidden_size = c.hidden_size;
+  a.num_heads = c.attn_num_heads ? c.attn_num_heads : c.num_heads;
+  a.qk_norm = c.attn_qk_norm;
+  a.norm_eps = c.norm_eps;
+  a.position_embedding = c.position_embedding;
+  return a;
+}
+}  // namespace
+
+Block::Block(const ModelConfig& c, int64_t index, Generator& gen, DType dtype)
+    : attn_norm(c.hidden_size, c.norm_eps, dtype),
+      mlp_norm(c.hidden_size, c.norm_eps, dtype),
+      mlp(c.hidden_size, c.mlp_size(), gen, dtype) {
+  register_module("attn_norm", attn_norm);
+  if (c.is_attention_layer(index)) {
+    softmax_attn = std::make_unique<Attention>(attention_config(c), gen, dtype);
+    register_module("attn", *softmax_attn);
+  } else {
+    gla = std::make_unique<GatedLinearAttention>(gla_config(c), gen, dtype);
+    register_module("attn", *gla);
+  }
+  register_module("mlp_norm", mlp_norm);
+  register_module("mlp", mlp);
+}
+
+Tensor Block::forward(const Tensor& x, LayerCache* cache) const {
+  Tensor h = attn_norm.forward(x);
+  h = gla ? gla->forward(h, cache ? &cache->gla : nullptr) : softmax_attn->forward(h, cache ? &cache->attn : nullptr);
+  Tensor r = x + h;
+  return r + mlp.forward(mlp_norm.forward(r));
+}
+
+LanguageModel::LanguageModel(const ModelConfig& c, Generator& gen, DType dtype)
+    : config((c.validate(), c)),
+      embeddings(c.vocab_size, c.hidden_size, gen, dtype),
+      norm(c.hidden_size, c.norm_eps, dtype),
+      lm_head(c.hidden_size, c.vocab_size, false, gen, dtype) {
+  model_.register_module("embeddings", embeddings);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    layers.push_back(std::make_unique<Block>(c, i, gen, dtype));
+    model_.register_module("layers." + std::to_string(i), *layers.back());
+  }
+  model_.register_module("norm", norm);
+  register_module("model", model_);
+  register_module("lm_head", lm_head);
+}
+
+Tensor LanguageModel::forward(const Tensor& ids, std::vector<LayerCache>* cache) const {
+  ROTOR_CHECK(ids.dim() == 2 && ids.dtype() == DType::Int64, "LanguageModel", "ids must be int64 [B, T], got ",
+              dtype_name(ids.dtype()), " ", shape_str(ids.shape()));
+  if (cache) {
+    if (cache->empty()) *cache = new_cache();
+    ROTOR_CHECK(cache->size() == layers.size(), "LanguageModel", "cache has ", cache->size(), " layers, model has ",
+                layers.size());
+  }
+  Tensor x = embeddings.forward(ids);
+  for (size_t i = 0; i < layers.size(); ++i) x = layers[i]->forward(x, cache ? &(*cache)[i] : nullptr);
+  return lm_head.forward(norm.forward(x));
+}
+
+int64_t LanguageModel::matmul_parameters() const {
+  int64_t n = 0;
+  for (const Parameter& p : named_parameters())
+    if ((p.value.dim() == 2 && p.name != "model.embeddings.weight") || p.name.ends_with("phi_proj.weight"))
+      n += p.value.numel();
+  return n;
+}
+
+// ---- gradcheck cases: a 2-layer LM with each mixer and each position embedding ----
+
+namespace {
+CaseBuilder lm_case(const std::string& mixer, const std::string& pe) {
+  return layer_case(
+      [mixer, pe](DType d, Generator& g) {
+        ModelConfig c;
+        c.vocab_size = 7;
+        c.hidden_size = 4;
+        c.num_hidden_layers = 2;
+        c.num_heads = 2;
+        c.expand_k = 1.0;
+        c.intermediate_size = 6;
+        c.gate_low_rank_dim = 2;
+        c.position_embedding.type = pe;
+        c.position_embedding.theta = 100;
+        c.position_embedding.selective.phi_proj_rank = 2;
+        if (mixer == "attn") c.attn_layers = {0, 1};
+        if (mixer == "hybrid") c.attn_layers = {1};
+        auto m = std::make_shared<LanguageModel>(c, g, d);
+        NoGradGuard ng;
+        for (const Parameter& p : m->named_parameters())
+          if (p.value.requires_grad() && p.value.dim() >= 2) {
+            Tensor v = p.value;
+            mul_(v, 15.0);
+          }
+        return m;
+      },
+      [](const LanguageModel& m, const TensorList&) {
+        return TensorList{m.forward(from_vector<int64_t>({1, 5, 2, 6, 0, 3}, {2, 3}))};
+      });
+}
+}  // namespace
+
+const GradcheckOptions kModelOptions = {.float32_agreement = 2e-5};
+
+ROTOR_GRADCHECK({"LM_gla_nope", {}, {}, kModelOptions, lm_case("gla", "nope")});
+ROTOR_GRADCHECK({"LM_gla_rope", {}, {}, kModelOptions, lm_case("gla", "rope")});
+ROTOR_GRADCHECK({"LM_gla_selective_rope", {}, {}, kModelOptions, lm_case("gla", "selective_rope")});
+ROTOR_GRADCHECK({"LM_attn_nope", {}, {}, kModelOptions, lm_case("attn", "nope")});
+ROTOR_GRADCHECK({"LM_attn_rope", {}, {}, kModelOptions, lm_case("attn", "rope")});
+ROTOR_GRADCHECK({"LM_attn_selective_rope", {}, {}, kModelOptions, lm_case("attn", "selective_rope")});
+ROTOR_GRADCHECK({"LM_hybrid_selective_rope", {}, {}, kModelOptions, lm_case("hybrid", "selective_rope")});
+
+}  // namespace rotor::nn

@@ -1,0 +1,82 @@
+// The language model of MATH.md §5, named like the reference's GLAForCausalLM:
+//   model.embeddings -> model.layers.{i}.{attn_norm, attn, mlp_norm, mlp} -> model.norm -> lm_head
+// Each layer's mixer ("attn") is GLA or softmax attention, chosen per layer.
+#pragma once
+#include <vector>
+
+#include "core/json.h"
+#include "nn/attention.h"
+#include "nn/gla.h"
+
+namespace rotor::nn {
+
+struct ModelConfig {
+  int64_t vocab_size = 8192;
+  int64_t hidden_size = 128;
+  int64_t num_hidden_layers = 2;
+  int64_t num_heads = 8;
+  double expand_k = 0.5;
+  double expand_v = 1.0;
+  int64_t hidden_ratio = 4;
+  int64_t intermediate_size = 0;  // 0: derived from hidden_ratio as fla does
+  bool use_short_conv = false;
+  int64_t conv_size = 4;
+  bool use_output_gate = true;
+  double norm_eps = 1e-6;
+  int64_t gate_logit_normalizer = 16;
+  int64_t gate_low_rank_dim = 16;
+  int64_t chunk_size = 64;
+  PositionEmbeddingConfig position_embedding;
+  // Softmax-attention layers (all others are GLA), as the reference's "attn" dict.
+  std::vector<int64_t> attn_layers;
+  int64_t attn_num_heads = 0;  // 0: num_heads
+  bool attn_qk_norm = false;
+
+  int64_t mlp_size() const;
+  bool is_attention_layer(int64_t i) const;
+  void validate() const;  // rotor::Error("[config] ...") on anything inconsistent
+  Json to_json() const;
+  static ModelConfig from_json(const Json& j);
+};
+
+struct LayerCache {
+  GlaCache gla;
+  AttentionCache attn;
+};
+
+class Block : public Module {
+ public:
+  Block(const ModelConfig& config, int64_t index, Generator& gen, DType dtype);
+  Tensor forward(const Tensor& x, LayerCache* cache = nullptr) const;
+
+  RMSNorm attn_norm;
+  std::unique_ptr<GatedLinearAttention> gla;
+  std::unique_ptr<Attention> softmax_attn;
+  RMSNorm mlp_norm;
+  GatedMLP mlp;
+};
+
+class LanguageModel : public Module {
+ public:
+  LanguageModel(const ModelConfig& config, Generator& gen, DType dtype = DType::Float32);
+
+  // ids: int64 [B, T] -> logits [B, T, vocab]. With a cache (one entry per layer; empty
+  // entries start a sequence), the call continues the sequence and updates the cache.
+  Tensor forward(const Tensor& ids, std::vector<LayerCache>* cache = nullptr) const;
+  std::vector<LayerCache> new_cache() const { return std::vector<LayerCache>(layers.size()); }
+
+  // Parameters of the matrix products (embedding excluded, head included): the P of the
+  // 6·tokens·P FLOP yardstick.
+  int64_t matmul_parameters() const;
+
+  ModelConfig config;
+  Embedding embeddings;
+  std::vector<std::unique_ptr<Block>> layers;
+  RMSNorm norm;
+  Linear lm_head;
+
+ private:
+  Module model_;
+};
+
+}  // namespace rotor::nn
