@@ -6,7 +6,7 @@
 // Rows r and r+R of the (K,V) state block hold Re h and Im h. Vectorised along V, parallel over
 // sequences; backward checkpoints states every ~sqrt(T) steps like the real recurrent kernel.
 // Complex gradients G = dL/dRe + i dL/dIm: y = c x gives G_x = conj(c) G_y, G_c = sum conj(x) G_y.
-#include "kernels/gla_simd.h"  // first: its pragma must precede the intrinsics headers
+#include "kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
 
 #include <cmath>
 

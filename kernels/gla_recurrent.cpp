@@ -2,7 +2,7 @@
 // over sequences (b, h). Backward keeps O(sqrt(T)) states: checkpoints every ~sqrt(T) steps, and
 // one segment of states recomputed at a time, so dg_t = exp(g_t) ⊙ rowsum(dS_t ⊙ S_{t-1}) is
 // taken directly (no division by a decay, no long cancelling sums).
-#include "kernels/gla_simd.h"  // first: its pragma must precede the intrinsics headers
+#include "kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
 
 #include <cmath>
 

@@ -7,14 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-// GCC 12 flags its own _mm*_undefined_*() placeholders inside the AVX-512 intrinsics that
-// xsimd's exp and reductions inline as "maybe uninitialized" (a false positive). The warning is
-// judged where the intrinsics header is read, so the GLA kernel files include this header first;
-// the pragma then holds for the rest of their translation unit.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <xsimd/xsimd.hpp>
+#include "kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
 
 namespace rotor::kernels::gla_simd {
 
