@@ -37,5 +37,6 @@ double time_median(const std::function<void()>& fn, int repeats = 5);
 void bench_core(Bench& b);
 void bench_rope(Bench& b);
 void bench_attn(Bench& b);
+void bench_gla(Bench& b);
 
 }  // namespace bench

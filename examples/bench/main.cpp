@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
       {"core", bench::bench_core},
       {"rope", bench::bench_rope},
       {"attn", bench::bench_attn},
+      {"gla", bench::bench_gla},
   };
   bench::Bench b(json);
   bool ran = false;

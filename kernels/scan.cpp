@@ -1,0 +1,63 @@
+#include "kernels/scan.h"
+
+#include <atomic>
+#include <thread>
+
+#include "core/parallel.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ROTOR_SPIN_PAUSE() _mm_pause()
+#else
+#define ROTOR_SPIN_PAUSE() ((void)0)
+#endif
+
+namespace rotor::kernels {
+
+ScanPlan plan_scan(int64_t lanes, int64_t steps, int64_t bytes_per_step, bool reverse) {
+  ScanPlan p;
+  p.lanes = lanes;
+  p.steps = steps;
+  p.reverse = reverse;
+  if (lanes <= 0 || steps <= 0) return p;
+  bytes_per_step = std::max<int64_t>(bytes_per_step, 1);
+  p.block = steps;
+  // Few lanes: cut time into cache-sized blocks so that threads can share a lane.
+  if (lanes < kScanLanesNoSplit) {
+    int64_t block = kScanBlockBytes / bytes_per_step;
+    block = std::max<int64_t>(kScanStepAlign, block / kScanStepAlign * kScanStepAlign);
+    if (block < steps) p.block = block;
+  }
+  p.nblocks = (steps + p.block - 1) / p.block;
+  p.parallel = lanes * p.nblocks > 1 && lanes * steps * bytes_per_step >= kScanParallelBytes;
+  return p;
+}
+
+namespace detail {
+
+void run_tickets(int64_t n, bool parallel, void* ctx, void (*process)(void*, int64_t)) {
+  if (!parallel || n <= 1) {
+    for (int64_t i = 0; i < n; ++i) process(ctx, i);
+    return;
+  }
+  // Workers pull tickets in order; how many there are only affects speed, never the results.
+  std::atomic<int64_t> next{0};
+  int64_t workers = std::min<int64_t>(n, std::max(1, rotor::num_threads()));
+  rotor::parallel_blocks(workers, [&](int64_t) {
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) process(ctx, i);
+  });
+}
+
+void wait_flag(int* flag) {
+  std::atomic_ref<int> f(*flag);
+  for (int spin = 0; f.load(std::memory_order_acquire) == 0; ++spin) {
+    // The predecessor is normally a few microseconds away; yield if its thread lost its core.
+    if (spin < 4096) ROTOR_SPIN_PAUSE();
+    else std::this_thread::yield();
+  }
+}
+
+void set_flag(int* flag) { std::atomic_ref<int>(*flag).store(1, std::memory_order_release); }
+
+}  // namespace detail
+}  // namespace rotor::kernels

@@ -1,0 +1,205 @@
+// Parallel inclusive scans along time: a blocked driver that any associative recurrence can
+// reuse, and the generic elementwise scan built on it.
+//
+// Layout: x: (B, T, C) row-major. B independent sequences, T time steps, C independent channels
+// contiguous in memory ([B,T,H,R] with H*R = C; C = 1 is a plain row).
+//
+// How the driver works (a "chained" blocked scan, also known as StreamScan):
+//   time is cut into blocks whose length depends only on T and the bytes per step (ScanPlan);
+//   a lane is one (sequence, channel block). Blocks are handed out in order through a ticket
+//   counter; each block
+//     1. reduces its own steps to an aggregate        (in parallel with its predecessor),
+//     2. waits for the carry published by the block before it, folds its aggregate into it and
+//        publishes the result for the next block,
+//     3. rescans its steps starting from the incoming carry (the data is still in cache).
+//   Steps 1 and 3 read the block once from memory between them, so a memory-bound scan moves
+//   the same bytes as the serial loop. The carry of block k is always fold(carry k-1, aggregate k),
+//   whatever thread computes it, so results are bit-identical on 1 and N threads.
+//
+// Reusing the driver for your own element type (e.g. GLA chunk states, MATH.md section 3):
+//   pick Carry (what flows between blocks: the state S, K*V floats) and Agg (the block aggregate:
+//   the pair (A, U), K + K*V floats) and their widths per lane, make a plan with
+//   plan_scan(lanes = B*H, steps = number of chunks, bytes_per_step, reverse), and call
+//     chained_scan<Carry, Agg>(plan, carry_width, agg_width,
+//        reduce(lane, t_lo, t_hi, Agg* agg)              // agg := composition of steps [t_lo, t_hi)
+//        fold(lane, const Carry* prev, const Agg* agg, Carry* next)   // next := agg applied to prev
+//        rescan(lane, t_lo, t_hi, const Carry* carry));  // write outputs of [t_lo, t_hi) from carry
+//   prev / carry are nullptr for a lane's first block (use the initial state, or none). When the
+//   plan is reverse, blocks run from the end of time: iterate [t_lo, t_hi) backwards yourself.
+//   Callbacks run concurrently on different blocks; they must not start parallel work themselves
+//   (a thread waiting for a carry must not pick up another block of the same scan).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+
+namespace rotor::kernels {
+
+// ---------------------------------------------------------------------------------------------
+// Block partition
+// ---------------------------------------------------------------------------------------------
+
+struct ScanPlan {
+  int64_t lanes = 0;    // independent sequences
+  int64_t steps = 0;    // T
+  int64_t block = 0;    // steps per block (the last block in time may be shorter)
+  int64_t nblocks = 0;  // blocks per lane
+  bool reverse = false;
+  bool parallel = false;  // false: the same blocks run in order on the calling thread
+
+  // Time range [t_lo, t_hi) of the k-th block in processing order (k = 0 is the end of time
+  // when reverse).
+  std::pair<int64_t, int64_t> range(int64_t k) const {
+    int64_t j = reverse ? nblocks - 1 - k : k;
+    int64_t lo = j * block;
+    return {lo, std::min(lo + block, steps)};
+  }
+};
+
+// Sizes in bytes that shape the partition (constants, never the thread count).
+constexpr int64_t kScanBlockBytes = int64_t(96) << 10;     // one block's traffic fits in L2
+constexpr int64_t kScanParallelBytes = int64_t(256) << 10;  // below this the scan runs serially
+constexpr int64_t kScanLanesNoSplit = 16;  // this many lanes already keep all threads busy
+constexpr int64_t kScanStepAlign = 64;     // block lengths are multiples of this (SIMD along T)
+
+// bytes_per_step: bytes one lane reads and writes per time step (sizes blocks for the cache).
+ScanPlan plan_scan(int64_t lanes, int64_t steps, int64_t bytes_per_step, bool reverse);
+
+// ---------------------------------------------------------------------------------------------
+// Driver
+// ---------------------------------------------------------------------------------------------
+
+namespace detail {
+// Calls process(ctx, ticket) for tickets 0..n-1, each exactly once. Tickets are handed out in
+// increasing order, so a ticket only ever waits for tickets already being processed.
+void run_tickets(int64_t n, bool parallel, void* ctx, void (*process)(void* ctx, int64_t ticket));
+// Spins (then yields) until *flag != 0; acquire ordering.
+void wait_flag(int* flag);
+// Publishes *flag = 1; release ordering.
+void set_flag(int* flag);
+}  // namespace detail
+
+template <class Carry, class Agg, class Reduce, class Fold, class Rescan>
+void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, Reduce&& reduce, Fold&& fold,
+                  Rescan&& rescan) {
+  if (plan.lanes <= 0 || plan.steps <= 0) return;
+  const int64_t nb = plan.nblocks;
+  // Carries between blocks: block k of a lane publishes slot (lane, k) for block k+1.
+  std::vector<Carry> carries(nb > 1 ? size_t(plan.lanes * (nb - 1) * carry_width) : 0);
+  std::vector<int> ready(nb > 1 ? size_t(plan.lanes * (nb - 1)) : 0, 0);
+  // One aggregate slot per block: plans only split time when lanes are few, so this is small.
+  std::vector<Agg> aggs(nb > 1 ? size_t(plan.lanes * (nb - 1) * agg_width) : 0);
+
+  struct Ctx {
+    const ScanPlan& plan;
+    int64_t carry_width, agg_width;
+    Carry* carries;
+    int* ready;
+    Agg* aggs;
+    Reduce& reduce;
+    Fold& fold;
+    Rescan& rescan;
+  } ctx{plan, carry_width, agg_width, carries.data(), ready.data(), aggs.data(), reduce, fold, rescan};
+
+  auto process = [](void* p, int64_t ticket) {
+    Ctx& c = *static_cast<Ctx*>(p);
+    const int64_t nb = c.plan.nblocks;
+    const int64_t lane = ticket / nb, k = ticket % nb;
+    auto [lo, hi] = c.plan.range(k);
+    const int64_t slot = lane * (nb - 1) + k;  // valid for k < nb - 1
+    const Carry* prev = nullptr;
+    if (k > 0) prev = c.carries + (slot - 1) * c.carry_width;
+    if (k + 1 < nb) {
+      Agg* agg = c.aggs + slot * c.agg_width;
+      c.reduce(lane, lo, hi, agg);
+      if (k > 0) detail::wait_flag(&c.ready[slot - 1]);
+      c.fold(lane, prev, static_cast<const Agg*>(agg), c.carries + slot * c.carry_width);
+      detail::set_flag(&c.ready[slot]);
+    } else if (k > 0) {
+      detail::wait_flag(&c.ready[slot - 1]);
+    }
+    c.rescan(lane, lo, hi, prev);
+  };
+  detail::run_tickets(plan.lanes * nb, plan.parallel, &ctx, process);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic elementwise scan
+// ---------------------------------------------------------------------------------------------
+
+// The lanes of a (B, T, C) scan: lane = (sequence b, block of channels). Channels are kept
+// whole when a row is small, else cut in fixed blocks so lanes stay cache-friendly.
+constexpr int64_t kScanChannelBytes = 2048;
+struct ChannelLanes {
+  int64_t T, C;
+  int64_t cw;       // channels per lane (the last channel block may be narrower)
+  int64_t cblocks;  // channel blocks per sequence
+  int64_t count;    // lanes = B * cblocks
+  ChannelLanes(int64_t B, int64_t T_, int64_t C_, int64_t elem_bytes) : T(T_), C(C_) {
+    cw = std::max<int64_t>(1, std::min<int64_t>(C, kScanChannelBytes / std::max<int64_t>(elem_bytes, 1)));
+    cblocks = (C + cw - 1) / cw;
+    count = B * cblocks;
+  }
+  int64_t batch(int64_t lane) const { return lane / cblocks; }
+  int64_t first_channel(int64_t lane) const { return (lane % cblocks) * cw; }
+  int64_t channels(int64_t lane) const { return std::min(cw, C - first_channel(lane)); }
+  // Offset of (b, t=0, c0) in a (B, T, C) array and of (b, c0) in a (B, C) array.
+  int64_t base(int64_t lane) const { return batch(lane) * T * C + first_channel(lane); }
+  int64_t state(int64_t lane) const { return batch(lane) * C + first_channel(lane); }
+};
+
+// x, y: (B, T, C). Inclusive scan along T of every (b, c) with an associative operator
+// combine(earlier, later) -> E (need not be commutative):
+//   forward:  y_t = x_0 ∘ x_1 ∘ ... ∘ x_t
+//   reverse:  y_t = x_{T-1} ∘ x_{T-2} ∘ ... ∘ x_t   (the forward scan of the time-reversed sequence)
+// where a ∘ b = combine(a, b). E must be default-constructible and copyable. y may alias x.
+// WRITES y.
+template <class E, class Combine>
+void associative_scan(const E* x, E* y, int64_t B, int64_t T, int64_t C, bool reverse, Combine&& combine) {
+  ROTOR_CHECK(B >= 0 && T >= 0 && C >= 0, "associative_scan", "negative size B=", B, " T=", T, " C=", C);
+  if (B == 0 || T == 0 || C == 0) return;
+  const ChannelLanes L(B, T, C, int64_t(sizeof(E)));
+  ScanPlan plan = plan_scan(L.count, T, 2 * L.cw * int64_t(sizeof(E)), reverse);
+  auto reduce = [&](int64_t lane, int64_t lo, int64_t hi, E* agg) {
+    const int64_t base = L.base(lane), n = L.channels(lane);
+    int64_t t0 = reverse ? hi - 1 : lo, dt = reverse ? -1 : 1;
+    for (int64_t c = 0; c < n; ++c) agg[c] = x[base + t0 * C + c];
+    for (int64_t i = 1; i < hi - lo; ++i) {
+      const E* row = x + base + (t0 + i * dt) * C;
+      for (int64_t c = 0; c < n; ++c) agg[c] = combine(agg[c], row[c]);
+    }
+  };
+  auto fold = [&](int64_t lane, const E* prev, const E* agg, E* next) {
+    const int64_t n = L.channels(lane);
+    for (int64_t c = 0; c < n; ++c) next[c] = prev ? combine(prev[c], agg[c]) : agg[c];
+  };
+  auto rescan = [&](int64_t lane, int64_t lo, int64_t hi, const E* carry) {
+    const int64_t base = L.base(lane), n = L.channels(lane);
+    int64_t t0 = reverse ? hi - 1 : lo, dt = reverse ? -1 : 1;
+    const E* prev = carry;
+    for (int64_t i = 0; i < hi - lo; ++i) {
+      int64_t off = base + (t0 + i * dt) * C;
+      for (int64_t c = 0; c < n; ++c) y[off + c] = prev ? combine(prev[c], x[off + c]) : x[off + c];
+      prev = y + off;
+    }
+  };
+  chained_scan<E, E>(plan, L.cw, L.cw, reduce, fold, rescan);
+}
+
+// Plain sequential loop: the oracle for associative_scan.
+template <class E, class Combine>
+void associative_scan_reference(const E* x, E* y, int64_t B, int64_t T, int64_t C, bool reverse,
+                                Combine&& combine) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < T; ++i) {
+        int64_t t = reverse ? T - 1 - i : i, prev = reverse ? t + 1 : t - 1;
+        const int64_t off = (b * T + t) * C + c;
+        y[off] = i == 0 ? x[off] : combine(y[(b * T + prev) * C + c], x[off]);
+      }
+}
+
+}  // namespace rotor::kernels

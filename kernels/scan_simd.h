@@ -1,0 +1,194 @@
+// Scans across the lanes of one SIMD register (log2(N) shift-and-combine steps), for scans
+// along time when there is a single channel. Written once over the batch type: real batches and
+// xsimd complex batches (shifted component-wise) alike.
+#pragma once
+#include <algorithm>
+#include <complex>
+#include <cstdint>
+#include <type_traits>
+
+// GCC 12's _mm512_undefined_* (behind xsimd's AVX-512 swizzles) trips -Wuninitialized: a
+// known false positive in the compiler's own header, silenced where that header is read.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <xsimd/xsimd.hpp>
+#pragma GCC diagnostic pop
+
+namespace rotor::kernels::simd {
+
+namespace detail {
+template <unsigned K>
+struct LaneMinus {  // lane i reads lane i-K
+  static constexpr unsigned get(unsigned i, unsigned) { return i >= K ? i - K : 0; }
+};
+template <unsigned K>
+struct LanePlus {  // lane i reads lane i+K
+  static constexpr unsigned get(unsigned i, unsigned n) { return i + K < n ? i + K : n - 1; }
+};
+template <unsigned K>
+struct LaneAtLeast {
+  static constexpr bool get(unsigned i, unsigned) { return i >= K; }
+};
+template <unsigned K>
+struct LaneBelowEnd {
+  static constexpr bool get(unsigned i, unsigned n) { return i + K < n; }
+};
+struct LaneLast {
+  static constexpr unsigned get(unsigned, unsigned n) { return n - 1; }
+};
+struct LaneFirst {
+  static constexpr unsigned get(unsigned, unsigned) { return 0; }
+};
+
+template <class R, class A>
+using index_batch = xsimd::batch<xsimd::as_unsigned_integer_t<R>, A>;
+
+// Real batches: one permute and one blend.
+template <class G, class M, class R, class A>
+xsimd::batch<R, A> move(const xsimd::batch<R, A>& x, const xsimd::batch<R, A>& fill) {
+  auto moved = xsimd::swizzle(x, xsimd::make_batch_constant<index_batch<R, A>, G>());
+  return xsimd::select(xsimd::make_batch_bool_constant<xsimd::batch<R, A>, M>(), moved, fill);
+}
+// Complex batches hold real and imaginary parts in two registers: move both.
+template <class G, class M, class R, class A>
+xsimd::batch<std::complex<R>, A> move(const xsimd::batch<std::complex<R>, A>& x,
+                                      const xsimd::batch<std::complex<R>, A>& fill) {
+  return {move<G, M>(x.real(), fill.real()), move<G, M>(x.imag(), fill.imag())};
+}
+template <class G, class R, class A>
+xsimd::batch<R, A> gather_lane(const xsimd::batch<R, A>& x) {
+  return xsimd::swizzle(x, xsimd::make_batch_constant<index_batch<R, A>, G>());
+}
+template <class G, class R, class A>
+xsimd::batch<std::complex<R>, A> gather_lane(const xsimd::batch<std::complex<R>, A>& x) {
+  return {gather_lane<G>(x.real()), gather_lane<G>(x.imag())};
+}
+}  // namespace detail
+
+// Lane i takes lane i-K (forward) or i+K (backward); lanes with no source take `fill`.
+template <unsigned K, class Bt>
+Bt shift_forward(const Bt& x, const Bt& fill) {
+  return detail::move<detail::LaneMinus<K>, detail::LaneAtLeast<K>>(x, fill);
+}
+template <unsigned K, class Bt>
+Bt shift_backward(const Bt& x, const Bt& fill) {
+  return detail::move<detail::LanePlus<K>, detail::LaneBelowEnd<K>>(x, fill);
+}
+
+// Every lane set to the last (first) lane.
+template <class Bt>
+Bt broadcast_last(const Bt& x) {
+  return detail::gather_lane<detail::LaneLast>(x);
+}
+template <class Bt>
+Bt broadcast_first(const Bt& x) {
+  return detail::gather_lane<detail::LaneFirst>(x);
+}
+
+// Inclusive prefix sums across lanes: lane i = x_0 + ... + x_i (reverse: x_i + ... + x_{N-1}).
+template <bool Reverse, class Bt, unsigned K = 1>
+Bt lane_cumsum(Bt x) {
+  if constexpr (K < Bt::size) {
+    Bt zero(typename Bt::value_type(0));
+    Bt s = Reverse ? shift_backward<K>(x, zero) : shift_forward<K>(x, zero);
+    return lane_cumsum<Reverse, Bt, 2 * K>(x + s);
+  } else {
+    return x;
+  }
+}
+
+// Inclusive composition across lanes of the affine maps h -> a_i h + b_i, in time order
+// (lane 0 first; reverse: lane N-1 first). On return lane i holds (A_i, U_i) with
+// "h after lane i" = A_i * (h before the first lane) + U_i.
+template <bool Reverse, class Bt, unsigned K = 1>
+void lane_affine_scan(Bt& a, Bt& b) {
+  if constexpr (K < Bt::size) {
+    Bt zero(typename Bt::value_type(0)), one(typename Bt::value_type(1));
+    if constexpr (Reverse) {
+      b = xsimd::fma(a, shift_backward<K>(b, zero), b);
+      a = a * shift_backward<K>(a, one);
+    } else {
+      b = xsimd::fma(a, shift_forward<K>(b, zero), b);
+      a = a * shift_forward<K>(a, one);
+    }
+    lane_affine_scan<Reverse, Bt, 2 * K>(a, b);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows of channels: one body for the batches and the scalar tail
+// ---------------------------------------------------------------------------------------------
+
+template <class V>
+using batch = xsimd::batch<V>;
+
+// W is V (scalar tail) or batch<V>.
+template <class W, class V>
+W load(const V* p) {
+  if constexpr (std::is_same_v<W, V>) return *p;
+  else return W::load_unaligned(p);
+}
+template <class W, class V>
+void store(V* p, const W& w) {
+  if constexpr (std::is_same_v<W, V>) *p = w;
+  else w.store_unaligned(p);
+}
+
+// Calls f(c, W{}) for c = 0, N, 2N, ... with W = batch<V>, then for the tail with W = V.
+template <class V, class F>
+void for_channels(int64_t n, F&& f) {
+  constexpr int64_t N = batch<V>::size;
+  int64_t c = 0;
+  for (; c + N <= n; c += N) f(c, batch<V>{});
+  for (; c < n; ++c) f(c, V{});
+}
+
+
+template <class W>
+struct is_complex : std::false_type {};
+template <class R>
+struct is_complex<std::complex<R>> : std::true_type {};
+
+// a * x + b for batches (fused) and scalars. Complex scalars are multiplied without the C99
+// inf/nan recovery of std::complex, like the batches.
+template <class W>
+W madd(const W& a, const W& x, const W& b) {
+  if constexpr (xsimd::is_batch<W>::value) {
+    return xsimd::fma(a, x, b);
+  } else if constexpr (is_complex<W>::value) {
+    return {a.real() * x.real() - a.imag() * x.imag() + b.real(), a.real() * x.imag() + a.imag() * x.real() + b.imag()};
+  } else {
+    return a * x + b;
+  }
+}
+template <class W>
+W mul(const W& a, const W& x) {
+  if constexpr (is_complex<W>::value) return {a.real() * x.real() - a.imag() * x.imag(), a.real() * x.imag() + a.imag() * x.real()};
+  else return a * x;
+}
+
+// Conjugate for complex values (scalars or batches), identity for real ones.
+template <class W>
+W conjugate(const W& w) {
+  if constexpr (is_complex<W>::value) return std::conj(w);
+  else if constexpr (std::is_arithmetic_v<W>) return w;
+  else if constexpr (is_complex<typename W::value_type>::value) return {w.real(), -w.imag()};
+  else return w;
+}
+
+// Splits the time range [lo, hi) for a loop that vectorizes along time: [s0, s1) holds whole
+// batches and lies inside [ok_lo, ok_hi) (steps that need no boundary special case); the rest
+// runs scalar.
+struct TimeSplit {
+  int64_t s0, s1;
+};
+template <class V>
+TimeSplit split_time(int64_t lo, int64_t hi, int64_t ok_lo, int64_t ok_hi) {
+  constexpr int64_t N = batch<V>::size;
+  int64_t s0 = std::min(std::max(lo, ok_lo), hi), end = std::min(hi, ok_hi);
+  if (end <= s0) return {s0, s0};
+  return {s0, s0 + (end - s0) / N * N};
+}
+
+}  // namespace rotor::kernels::simd
