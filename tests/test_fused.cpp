@@ -105,3 +105,47 @@ TEST_CASE("fused attention equals its twin: training, streaming and non-causal s
       compare(fused, twin, in, tolerance(d));
     }
 }
+
+TEST_CASE("fused GLA, recurrent and chunked, equals its twin with states in and out") {
+  for (DType d : {DType::Float32, DType::Float64})
+    for (int64_t T : {1, 63, 70}) {
+      Generator gen(4);
+      const int64_t B = 2, H = 2, K = 6, V = 5;
+      TensorList in = {randn({B, T, H, K}, gen, d), randn({B, T, H, K}, gen, d), randn({B, T, H, V}, gen, d),
+                       logsigmoid(randn({B, T, H, K}, gen, d) * 3.0) / 4.0, randn({B, H, K, V}, gen, d)};
+      auto twin = [](const TensorList& x) {
+        auto r = gla_unfused(x[0], x[1], x[2], x[3], -1, x[4]);
+        return TensorList{r.o, r.final_state};
+      };
+      auto recurrent = [](const TensorList& x) {
+        auto r = gla_recurrent(x[0], x[1], x[2], x[3], -1, x[4]);
+        return TensorList{r.o, r.final_state};
+      };
+      auto chunked = [](const TensorList& x) {
+        auto r = gla_chunked(x[0], x[1], x[2], x[3], -1, x[4], 16);
+        return TensorList{r.o, r.final_state};
+      };
+      INFO("T = ", T, " dtype ", dtype_name(d));
+      compare(recurrent, twin, in, tolerance(d));
+      compare(chunked, twin, in, tolerance(d));
+    }
+}
+
+TEST_CASE("the RoPE trick: GLA on Selective-RoPE-rotated q, k with pair-tied decays is the complex recurrence") {
+  // MATH.md §3: both give o_t = scale Σ_{s≤t} (Π γ) (q'_t · k'_s) v_s. Gradients must agree too.
+  Generator gen(5);
+  const int64_t B = 2, T = 40, H = 2, K = 8, R = K / 2, V = 3;
+  const DType d = DType::Float64;
+  TensorList in = {randn({B, T, H, K}, gen, d), randn({B, T, H, K}, gen, d), randn({B, T, H, V}, gen, d),
+                   logsigmoid(randn({B, T, H, R}, gen, d)), rand({B, T, H, R}, gen, d, -0.5, 0.5)};
+  auto real_side = [R](const TensorList& x) {
+    // θ_t = Σ_{s≤t} dθ_s: Selective RoPE with φ = dθ and unit temperature; decays tied per pair.
+    auto rot = selective_rope(x[0], x[1], x[4], ones({R}, x[0].dtype()));
+    Tensor g = concat({x[3], x[3]}, -1);
+    return TensorList{gla_chunked(rot.q, rot.k, x[2], g, -1, Tensor(), 16).o};
+  };
+  auto complex_side = [](const TensorList& x) {
+    return TensorList{gla_complex_recurrent(x[0], x[1], x[2], x[3], x[4]).o};
+  };
+  compare(real_side, complex_side, in, 1e-10);
+}
