@@ -149,3 +149,23 @@ TEST_CASE("the RoPE trick: GLA on Selective-RoPE-rotated q, k with pair-tied dec
   };
   compare(real_side, complex_side, in, 1e-10);
 }
+
+TEST_CASE("rotate equals complex multiplication written with ordinary ops, in both layouts") {
+  for (DType d : {DType::Float32, DType::Float64}) {
+    Generator gen(6);
+    TensorList in = {randn({4, 3, 10}, gen, d), rand({4, 3, 5}, gen, d, -20.0, 20.0)};
+    // (a + ib) e^{iθ} = (a cos θ - b sin θ) + i (a sin θ + b cos θ)
+    auto half_twin = [](const TensorList& x) {
+      Tensor a = narrow(x[0], -1, 0, 5), b = narrow(x[0], -1, 5, 5), c = cos(x[1]), s = sin(x[1]);
+      return TensorList{concat({a * c - b * s, a * s + b * c}, -1)};
+    };
+    auto inter_twin = [](const TensorList& x) {
+      Tensor pairs = reshape(x[0], {4, 3, 5, 2});
+      Tensor a = select(pairs, -1, 0), b = select(pairs, -1, 1), c = cos(x[1]), s = sin(x[1]);
+      return TensorList{reshape(stack({a * c - b * s, a * s + b * c}, -1), {4, 3, 10})};
+    };
+    compare([](const TensorList& x) { return TensorList{rotate(x[0], x[1])}; }, half_twin, in, tolerance(d));
+    compare([](const TensorList& x) { return TensorList{rotate(x[0], x[1], RotaryLayout::Interleaved)}; }, inter_twin,
+            in, tolerance(d));
+  }
+}
