@@ -82,27 +82,43 @@ void wait_flag(int* flag);
 void set_flag(int* flag);
 }  // namespace detail
 
+namespace detail {
+// Slot stride (in elements) that keeps slots written by different threads on different cache
+// lines, whatever the base alignment.
+template <class X>
+int64_t padded_width(int64_t width) {
+  const int64_t line = (64 + int64_t(sizeof(X)) - 1) / int64_t(sizeof(X));
+  return (width + line - 1) / line * line + line;
+}
+struct alignas(64) Flag {
+  int value = 0;
+};
+}  // namespace detail
+
 template <class Carry, class Agg, class Reduce, class Fold, class Rescan>
 void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, Reduce&& reduce, Fold&& fold,
                   Rescan&& rescan) {
   if (plan.lanes <= 0 || plan.steps <= 0) return;
   const int64_t nb = plan.nblocks;
-  // Carries between blocks: block k of a lane publishes slot (lane, k) for block k+1.
-  std::vector<Carry> carries(nb > 1 ? size_t(plan.lanes * (nb - 1) * carry_width) : 0);
-  std::vector<int> ready(nb > 1 ? size_t(plan.lanes * (nb - 1)) : 0, 0);
-  // One aggregate slot per block: plans only split time when lanes are few, so this is small.
-  std::vector<Agg> aggs(nb > 1 ? size_t(plan.lanes * (nb - 1) * agg_width) : 0);
+  // Block k < nb-1 of a lane publishes its carry in slot (lane, k) for block k+1; the aggregate
+  // lives in its own slot between reduce and fold. Time is only cut when lanes are few, so
+  // lanes * nb stays small.
+  const int64_t slots = nb > 1 ? plan.lanes * (nb - 1) : 0;
+  const int64_t cstride = detail::padded_width<Carry>(carry_width), astride = detail::padded_width<Agg>(agg_width);
+  std::vector<Carry> carries(size_t(slots * cstride));
+  std::vector<Agg> aggs(size_t(slots * astride));
+  std::vector<detail::Flag> ready(static_cast<size_t>(slots));
 
   struct Ctx {
     const ScanPlan& plan;
-    int64_t carry_width, agg_width;
+    int64_t cstride, astride;
     Carry* carries;
-    int* ready;
     Agg* aggs;
+    detail::Flag* ready;
     Reduce& reduce;
     Fold& fold;
     Rescan& rescan;
-  } ctx{plan, carry_width, agg_width, carries.data(), ready.data(), aggs.data(), reduce, fold, rescan};
+  } ctx{plan, cstride, astride, carries.data(), aggs.data(), ready.data(), reduce, fold, rescan};
 
   auto process = [](void* p, int64_t ticket) {
     Ctx& c = *static_cast<Ctx*>(p);
@@ -110,16 +126,15 @@ void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, 
     const int64_t lane = ticket / nb, k = ticket % nb;
     auto [lo, hi] = c.plan.range(k);
     const int64_t slot = lane * (nb - 1) + k;  // valid for k < nb - 1
-    const Carry* prev = nullptr;
-    if (k > 0) prev = c.carries + (slot - 1) * c.carry_width;
+    const Carry* prev = k > 0 ? c.carries + (slot - 1) * c.cstride : nullptr;
     if (k + 1 < nb) {
-      Agg* agg = c.aggs + slot * c.agg_width;
+      Agg* agg = c.aggs + slot * c.astride;
       c.reduce(lane, lo, hi, agg);
-      if (k > 0) detail::wait_flag(&c.ready[slot - 1]);
-      c.fold(lane, prev, static_cast<const Agg*>(agg), c.carries + slot * c.carry_width);
-      detail::set_flag(&c.ready[slot]);
+      if (k > 0) detail::wait_flag(&c.ready[slot - 1].value);
+      c.fold(lane, prev, static_cast<const Agg*>(agg), c.carries + slot * c.cstride);
+      detail::set_flag(&c.ready[slot].value);
     } else if (k > 0) {
-      detail::wait_flag(&c.ready[slot - 1]);
+      detail::wait_flag(&c.ready[slot - 1].value);
     }
     c.rescan(lane, lo, hi, prev);
   };

@@ -1,6 +1,7 @@
 #include "kernels/scan_cumsum.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "core/error.h"
 #include "kernels/scan.h"
@@ -27,28 +28,36 @@ V sum_contiguous(const V* x, int64_t n) {
 }
 
 // One channel, n contiguous steps from offset s: y_i = s + x_0 + ... + x_i
-// (reverse: y_i = s + x_i + ... + x_{n-1}). Prefix sums inside a register, carry between them.
+// (reverse: y_i = s + x_i + ... + x_{n-1}). Prefix sums inside registers; groups of kGroup
+// registers share one carry update, so the loop is not bound by the add -> broadcast latency.
+constexpr int64_t kGroup = 4;
 template <class V>
 void rescan_contiguous(const V* x, V* y, int64_t n, V s, bool reverse) {
-  constexpr int64_t N = batch<V>::size;
-  const int64_t m = n / N * N;
+  constexpr int64_t N = batch<V>::size, G = kGroup;
+  const int64_t m = n / (G * N) * (G * N);
+  auto group = [&](int64_t i, batch<V>& carry, auto reversed) {
+    constexpr bool R = decltype(reversed)::value;
+    batch<V> p[G], total[G];
+    for (int64_t g = 0; g < G; ++g) {
+      p[g] = simd::lane_cumsum<R>(batch<V>::load_unaligned(x + i + g * N));
+      total[g] = R ? simd::broadcast_first(p[g]) : simd::broadcast_last(p[g]);
+    }
+    // In time order: ascending registers forward, descending in reverse.
+    for (int64_t k = 0; k < G; ++k) {
+      const int64_t g = R ? G - 1 - k : k;
+      (p[g] + carry).store_unaligned(y + i + g * N);
+      carry = carry + total[g];
+    }
+  };
   if (!reverse) {
     batch<V> carry(s);
-    for (int64_t i = 0; i < m; i += N) {
-      batch<V> v = simd::lane_cumsum<false>(batch<V>::load_unaligned(x + i)) + carry;
-      v.store_unaligned(y + i);
-      carry = simd::broadcast_last(v);
-    }
+    for (int64_t i = 0; i < m; i += G * N) group(i, carry, std::false_type{});
     if (m > 0) s = y[m - 1];
     for (int64_t i = m; i < n; ++i) y[i] = s = s + x[i];
   } else {
     for (int64_t i = n - 1; i >= m; --i) y[i] = s = s + x[i];
     batch<V> carry(s);
-    for (int64_t i = m - N; i >= 0; i -= N) {
-      batch<V> v = simd::lane_cumsum<true>(batch<V>::load_unaligned(x + i)) + carry;
-      v.store_unaligned(y + i);
-      carry = simd::broadcast_first(v);
-    }
+    for (int64_t i = m - G * N; i >= 0; i -= G * N) group(i, carry, std::true_type{});
   }
 }
 

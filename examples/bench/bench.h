@@ -35,5 +35,6 @@ double time_median(const std::function<void()>& fn, int repeats = 5);
 
 // Benchmark groups (one file each), selected with --filter NAME.
 void bench_core(Bench& b);
+void bench_scan(Bench& b);
 
 }  // namespace bench

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   };
   const std::vector<Group> groups = {
       {"core", bench::bench_core},
+      {"scan", bench::bench_scan},
   };
   bench::Bench b(json);
   bool ran = false;

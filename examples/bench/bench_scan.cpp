@@ -1,0 +1,44 @@
+// Group "scan": one long sequence (B = 1, T = 2^22, C = 1), the case where all parallelism has
+// to come from cutting time into blocks. Bandwidth counts each array read or written once
+// (cumsum: 8 bytes per float step; recurrence: a and b read, h written, 12 bytes), as a ratio of
+// the triad; the speedup divides the 1-thread time by the all-threads time.
+#include <cstdint>
+
+#include "bench.h"
+#include "core/parallel.h"
+#include "core/storage.h"
+#include "kernels/scan_cumsum.h"
+#include "kernels/scan_linear_recurrence.h"
+
+namespace bench {
+
+void bench_scan(Bench& b) {
+  const int64_t T = int64_t(1) << 22;
+  auto buffer = [&] { return rotor::Storage::allocate(size_t(T) * sizeof(float)); };
+  auto sx = buffer(), sa = buffer(), sy = buffer();
+  float* x = static_cast<float*>(sx->data());
+  float* a = static_cast<float*>(sa->data());
+  float* y = static_cast<float*>(sy->data());
+  rotor::parallel_for(T, rotor::kParallelGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) x[i] = float(i % 7) - 3.f, a[i] = 0.999f, y[i] = 0.f;
+  });
+
+  // Times fn on one thread and on all threads; reports bandwidth (all threads) and the speedup.
+  auto measure = [&](const std::string& name, double bytes, const std::function<void()>& fn) {
+    rotor::set_num_threads(1);
+    double one = time_median(fn, 15);
+    rotor::set_num_threads(0);
+    double all = time_median(fn, 15);
+    b.report_bandwidth(name + "_1t", bytes, one);
+    b.report_bandwidth(name, bytes, all);
+    b.report(name + "_speedup_2v1", one / all, "ratio");
+  };
+  measure("scan.cumsum", 8.0 * double(T),
+          [&] { rotor::kernels::cumsum_forward<float>(x, nullptr, y, 1, T, 1, false); });
+  measure("scan.cumsum_reverse", 8.0 * double(T),
+          [&] { rotor::kernels::cumsum_forward<float>(x, nullptr, y, 1, T, 1, true); });
+  measure("scan.linrec", 12.0 * double(T),
+          [&] { rotor::kernels::linear_recurrence_forward<float>(a, x, nullptr, y, nullptr, 1, T, 1); });
+}
+
+}  // namespace bench
