@@ -30,6 +30,7 @@
 //   (a thread waiting for a carry must not pick up another block of the same scan).
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -73,16 +74,23 @@ ScanPlan plan_scan(int64_t lanes, int64_t steps, int64_t bytes_per_step, bool re
 // ---------------------------------------------------------------------------------------------
 
 namespace detail {
-// Calls process(ctx, ticket) for tickets 0..n-1, each exactly once. Tickets are handed out in
-// increasing order, so a ticket only ever waits for tickets already being processed.
+// Calls process(ctx, ticket) for tickets 0..n-1, each exactly once, handing them out in
+// increasing order (in parallel when asked, else in order on the calling thread).
 void run_tickets(int64_t n, bool parallel, void* ctx, void (*process)(void* ctx, int64_t ticket));
-// Spins (then yields) until *flag != 0; acquire ordering.
-void wait_flag(int* flag);
-// Publishes *flag = 1; release ordering.
-void set_flag(int* flag);
-}  // namespace detail
+// Test hook: hand tickets out last-first on the calling thread, so that no carry is ever
+// published in time and every block takes the rebuild path of a late predecessor.
+void scan_test_reverse_tickets(bool on);
 
-namespace detail {
+// Per-block publication state: the aggregate, then the carry, become readable (release/acquire).
+enum : int { kAggReady = 1, kCarryReady = 2 };
+struct alignas(64) Flag {  // one cache line each: neighbours are written by other threads
+  int bits = 0;
+};
+inline bool has(Flag& f, int bit) { return std::atomic_ref<int>(f.bits).load(std::memory_order_acquire) & bit; }
+inline void publish(Flag& f, int bit) { std::atomic_ref<int>(f.bits).fetch_or(bit, std::memory_order_release); }
+// Spins until `bit` is set or `micros` have passed; true if set.
+bool wait_for(Flag& f, int bit, double micros);
+
 // Slot stride (in elements) that keeps slots written by different threads on different cache
 // lines, whatever the base alignment.
 template <class X>
@@ -90,35 +98,73 @@ int64_t padded_width(int64_t width) {
   const int64_t line = (64 + int64_t(sizeof(X)) - 1) / int64_t(sizeof(X));
   return (width + line - 1) / line * line + line;
 }
-struct alignas(64) Flag {
-  int value = 0;
-};
+double now_micros();
 }  // namespace detail
 
+// Runs the blocks of `plan` (see the top of this file). A block's carry is always
+// fold(carry of the block before, its own aggregate), so the bits never depend on timing. When
+// the block before is late (its thread was likely preempted), a block does not sit waiting: it
+// rebuilds the missing carry from the nearest published one, reducing the late blocks itself
+// if their aggregates are not out yet. So reduce may run more than once for a block, on any
+// thread: it must be a deterministic function of (lane, t_lo, t_hi) writing only to agg.
 template <class Carry, class Agg, class Reduce, class Fold, class Rescan>
 void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, Reduce&& reduce, Fold&& fold,
                   Rescan&& rescan) {
   if (plan.lanes <= 0 || plan.steps <= 0) return;
   const int64_t nb = plan.nblocks;
-  // Block k < nb-1 of a lane publishes its carry in slot (lane, k) for block k+1; the aggregate
-  // lives in its own slot between reduce and fold. Time is only cut when lanes are few, so
-  // lanes * nb stays small.
+  // Block k < nb-1 of a lane owns slot (lane, k): its aggregate and the carry it passes on.
+  // Time is only cut when lanes are few, so lanes * nb stays small.
   const int64_t slots = nb > 1 ? plan.lanes * (nb - 1) : 0;
   const int64_t cstride = detail::padded_width<Carry>(carry_width), astride = detail::padded_width<Agg>(agg_width);
   std::vector<Carry> carries(size_t(slots * cstride));
   std::vector<Agg> aggs(size_t(slots * astride));
-  std::vector<detail::Flag> ready(static_cast<size_t>(slots));
+  std::vector<detail::Flag> flags(static_cast<size_t>(slots));
 
   struct Ctx {
     const ScanPlan& plan;
-    int64_t cstride, astride;
+    int64_t carry_width, agg_width, cstride, astride;
     Carry* carries;
     Agg* aggs;
-    detail::Flag* ready;
+    detail::Flag* flags;
     Reduce& reduce;
     Fold& fold;
     Rescan& rescan;
-  } ctx{plan, cstride, astride, carries.data(), aggs.data(), ready.data(), reduce, fold, rescan};
+
+    Carry* carry(int64_t slot) const { return carries + slot * cstride; }
+    Agg* agg(int64_t slot) const { return aggs + slot * astride; }
+
+    // The carry entering block k of a lane (nullptr for k = 0). patience: microseconds to wait
+    // for its owner before rebuilding it here; scratch holds a rebuilt carry.
+    const Carry* carry_into(int64_t lane, int64_t k, double patience, std::vector<Carry>& scratch) const {
+      if (k == 0) return nullptr;
+      const int64_t base = lane * (plan.nblocks - 1);
+      detail::Flag& f = flags[base + k - 1];
+      if (detail::wait_for(f, detail::kCarryReady, patience)) return carry(base + k - 1);
+      // Walk back to the nearest published carry, then fold forward through the late blocks.
+      int64_t j = k - 1;
+      while (j > 0 && !detail::has(flags[base + j - 1], detail::kCarryReady)) --j;
+      const Carry* c = j > 0 ? carry(base + j - 1) : nullptr;  // the carry entering block j
+      scratch.resize(size_t(2 * carry_width));
+      std::vector<Agg> own;
+      for (int64_t m = j, flip = 0; m < k; ++m, flip ^= 1) {
+        if (detail::has(flags[base + m], detail::kCarryReady)) {  // published meanwhile: same bits
+          c = carry(base + m);
+          continue;
+        }
+        const Agg* a = agg(base + m);
+        if (!detail::has(flags[base + m], detail::kAggReady)) {
+          own.resize(size_t(agg_width));
+          auto [lo, hi] = plan.range(m);
+          reduce(lane, lo, hi, own.data());
+          a = own.data();
+        }
+        Carry* next = scratch.data() + flip * carry_width;
+        fold(lane, c, a, next);
+        c = next;
+      }
+      return c;
+    }
+  } ctx{plan, carry_width, agg_width, cstride, astride, carries.data(), aggs.data(), flags.data(), reduce, fold, rescan};
 
   auto process = [](void* p, int64_t ticket) {
     Ctx& c = *static_cast<Ctx*>(p);
@@ -126,15 +172,19 @@ void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, 
     const int64_t lane = ticket / nb, k = ticket % nb;
     auto [lo, hi] = c.plan.range(k);
     const int64_t slot = lane * (nb - 1) + k;  // valid for k < nb - 1
-    const Carry* prev = k > 0 ? c.carries + (slot - 1) * c.cstride : nullptr;
+    std::vector<Carry> scratch;
+    const Carry* prev;
     if (k + 1 < nb) {
-      Agg* agg = c.aggs + slot * c.astride;
-      c.reduce(lane, lo, hi, agg);
-      if (k > 0) detail::wait_flag(&c.ready[slot - 1].value);
-      c.fold(lane, prev, static_cast<const Agg*>(agg), c.carries + slot * c.cstride);
-      detail::set_flag(&c.ready[slot].value);
-    } else if (k > 0) {
-      detail::wait_flag(&c.ready[slot - 1].value);
+      const double start = detail::now_micros();
+      c.reduce(lane, lo, hi, c.agg(slot));
+      detail::publish(c.flags[slot], detail::kAggReady);
+      // The block before started earlier and does the same work: allow it about as long again.
+      const double patience = 5 + 2 * (detail::now_micros() - start);
+      prev = c.carry_into(lane, k, patience, scratch);
+      c.fold(lane, prev, static_cast<const Agg*>(c.agg(slot)), c.carry(slot));
+      detail::publish(c.flags[slot], detail::kCarryReady);
+    } else {
+      prev = c.carry_into(lane, k, 50, scratch);
     }
     c.rescan(lane, lo, hi, prev);
   };

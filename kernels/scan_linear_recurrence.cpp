@@ -63,9 +63,10 @@ V rescan_one_channel(int64_t n, V h, Alpha&& alpha, Beta&& beta, Emit&& emit) {
   auto vector = [&](int64_t i) {
     batch<V> al = alpha(i, batch<V>{}), be = beta(i, batch<V>{});
     simd::lane_affine_scan<Reverse>(al, be);
-    batch<V> v = simd::madd(al, hb, be);
-    emit(i, v);
-    hb = Reverse ? simd::broadcast_first(v) : simd::broadcast_last(v);
+    emit(i, simd::madd(al, hb, be));
+    // The state carried to the next register is one fma away (the broadcasts are off the chain).
+    hb = Reverse ? simd::madd(simd::broadcast_first(al), hb, simd::broadcast_first(be))
+                 : simd::madd(simd::broadcast_last(al), hb, simd::broadcast_last(be));
   };
   if (!Reverse) {
     hb = batch<V>(h);

@@ -596,3 +596,20 @@ TEST_CASE("scans give the same bits on 1 and all threads") {
     });
   }
 }
+
+TEST_CASE("blocks whose predecessor is late rebuild its carry with the same bits") {
+  // Tickets handed out last-first: every block finds its predecessor's carry missing and folds
+  // it up itself from the lane start, re-reducing the blocks before it.
+  const int64_t T = 300000;
+  auto x = random_values<float>(size_t(T), 80), a = random_decays<float>(size_t(T), 81);
+  std::vector<float> in_order(x.size()), rebuilt(x.size()), h(x.size()), h_rebuilt(x.size());
+  REQUIRE(plan_scan(1, T, 8, false).nblocks > 3);
+  cumsum_forward<float>(x.data(), nullptr, in_order.data(), 1, T, 1, false);
+  linear_recurrence_forward<float>(a.data(), x.data(), nullptr, h.data(), nullptr, 1, T, 1);
+  kernels::detail::scan_test_reverse_tickets(true);
+  cumsum_forward<float>(x.data(), nullptr, rebuilt.data(), 1, T, 1, false);
+  linear_recurrence_forward<float>(a.data(), x.data(), nullptr, h_rebuilt.data(), nullptr, 1, T, 1);
+  kernels::detail::scan_test_reverse_tickets(false);
+  CHECK(std::memcmp(in_order.data(), rebuilt.data(), x.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(h.data(), h_rebuilt.data(), x.size() * sizeof(float)) == 0);
+}
