@@ -62,6 +62,11 @@ double now_micros() {
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+void wait_no_readers(Flag& f) {
+  std::atomic_ref<int> r(f.bits);
+  while (r.load(std::memory_order_acquire) >= kReader) ROTOR_SPIN_PAUSE();
+}
+
 bool wait_for(Flag& f, int bit, double micros) {
   if (has(f, bit)) return true;
   const double deadline = now_micros() + micros;

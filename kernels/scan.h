@@ -1,33 +1,44 @@
 // Parallel inclusive scans along time: a blocked driver that any associative recurrence can
-// reuse, and the generic elementwise scan built on it.
+// reuse, and the generic elementwise scan built on it. Instantiations: scan_cumsum.h (prefix
+// sums), scan_linear_recurrence.h (h_t = a_t h_{t-1} + b_t, real and complex).
 //
 // Layout: x: (B, T, C) row-major. B independent sequences, T time steps, C independent channels
 // contiguous in memory ([B,T,H,R] with H*R = C; C = 1 is a plain row).
 //
-// How the driver works (a "chained" blocked scan, also known as StreamScan):
-//   time is cut into blocks whose length depends only on T and the bytes per step (ScanPlan);
-//   a lane is one (sequence, channel block). Blocks are handed out in order through a ticket
-//   counter; each block
-//     1. reduces its own steps to an aggregate        (in parallel with its predecessor),
-//     2. waits for the carry published by the block before it, folds its aggregate into it and
-//        publishes the result for the next block,
-//     3. rescans its steps starting from the incoming carry (the data is still in cache).
-//   Steps 1 and 3 read the block once from memory between them, so a memory-bound scan moves
-//   the same bytes as the serial loop. The carry of block k is always fold(carry k-1, aggregate k),
-//   whatever thread computes it, so results are bit-identical on 1 and N threads.
+// How the driver works (a chained blocked scan, in the spirit of StreamScan / decoupled look-back):
+//   a lane is one independent sequence (here: one (b, block of channels)); time is cut into blocks
+//   whose length depends only on T and the bytes per step (ScanPlan, never the thread count).
+//   Blocks are handed out in order through a ticket counter; each block
+//     1. reduces its own steps to an aggregate and publishes it,
+//     2. takes the carry published by the block before it (or, if that block is late, rebuilds it
+//        from the nearest published carry and the published or recomputed aggregates),
+//        folds its aggregate into it and publishes the result for the block after,
+//     3. rescans its steps from the incoming carry (the block is still in cache from step 1).
+//   A memory-bound scan thus moves the same bytes as a serial loop. The carry of block k is always
+//   fold(carry of block k-1, aggregate of block k), whoever computes it, so the results are
+//   bit-identical on 1 and N threads. The last block of a lane is not reduced. Small problems
+//   run the same blocks in order on the calling thread.
 //
-// Reusing the driver for your own element type (e.g. GLA chunk states, MATH.md section 3):
-//   pick Carry (what flows between blocks: the state S, K*V floats) and Agg (the block aggregate:
-//   the pair (A, U), K + K*V floats) and their widths per lane, make a plan with
-//   plan_scan(lanes = B*H, steps = number of chunks, bytes_per_step, reverse), and call
-//     chained_scan<Carry, Agg>(plan, carry_width, agg_width,
-//        reduce(lane, t_lo, t_hi, Agg* agg)              // agg := composition of steps [t_lo, t_hi)
-//        fold(lane, const Carry* prev, const Agg* agg, Carry* next)   // next := agg applied to prev
-//        rescan(lane, t_lo, t_hi, const Carry* carry));  // write outputs of [t_lo, t_hi) from carry
-//   prev / carry are nullptr for a lane's first block (use the initial state, or none). When the
-//   plan is reverse, blocks run from the end of time: iterate [t_lo, t_hi) backwards yourself.
-//   Callbacks run concurrently on different blocks; they must not start parallel work themselves
-//   (a thread waiting for a carry must not pick up another block of the same scan).
+// Reusing the driver for your own element type, e.g. GLA's chunk states (MATH.md section 3):
+//   Carry = what flows between blocks (the state S: carry_width = K*V floats per lane),
+//   Agg   = a block's composed transition (A, U): agg_width = K + K*V floats (A is diagonal).
+//   ScanPlan plan = plan_scan(lanes = B*H, steps = number of chunks, bytes_per_step, reverse);
+//   chained_scan<Carry, Agg>(plan, carry_width, agg_width,
+//     reduce(lane, t_lo, t_hi, Agg* agg),     // agg := composition of steps [t_lo, t_hi)
+//     fold(lane, const Carry* prev, const Agg* agg, Carry* next),  // next := agg applied to prev
+//     rescan(lane, t_lo, t_hi, const Carry* carry));  // write the outputs of [t_lo, t_hi)
+//   Contracts:
+//   - prev / carry are nullptr for a lane's first block: use the initial state there (or none).
+//   - reverse plans run blocks from the end of time; iterate [t_lo, t_hi) backwards yourself.
+//   - reduce must be a deterministic function of (lane, t_lo, t_hi) that writes only agg: it may
+//     run more than once for a block, on any thread. fold writes only next. rescan runs exactly
+//     once per block and owns that block's outputs; it may overwrite the block's own inputs
+//     (in-place scans: the driver lets it start only once no thread is re-reducing them), and
+//     may read other blocks' inputs only if nothing writes them.
+//   - callbacks run concurrently on different blocks and must not start parallel work themselves.
+//   - if producing a step's element is costly (GLA's U_c = sum_j (k_j decayed)^T v_j), compute the
+//     elements first in an ordinary parallel loop (they are independent) and let the scan compose
+//     stored elements.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -81,13 +92,24 @@ void run_tickets(int64_t n, bool parallel, void* ctx, void (*process)(void* ctx,
 // published in time and every block takes the rebuild path of a late predecessor.
 void scan_test_reverse_tickets(bool on);
 
-// Per-block publication state: the aggregate, then the carry, become readable (release/acquire).
-enum : int { kAggReady = 1, kCarryReady = 2 };
+// Per-block state word: the aggregate, then the carry, become readable (release/acquire); the
+// bits above kReader count threads re-reducing the block's inputs for a late owner.
+enum : int { kAggReady = 1, kCarryReady = 2, kReader = 256 };
 struct alignas(64) Flag {  // one cache line each: neighbours are written by other threads
   int bits = 0;
 };
 inline bool has(Flag& f, int bit) { return std::atomic_ref<int>(f.bits).load(std::memory_order_acquire) & bit; }
 inline void publish(Flag& f, int bit) { std::atomic_ref<int>(f.bits).fetch_or(bit, std::memory_order_release); }
+// Registers a reader of the block's inputs unless its aggregate is already out (then false).
+// Inputs may be overwritten by the owner's rescan (in-place scans): the owner waits for readers.
+inline bool enter_reader(Flag& f) {
+  std::atomic_ref<int> r(f.bits);
+  for (int s = r.load(std::memory_order_acquire); !(s & kAggReady);)
+    if (r.compare_exchange_weak(s, s + kReader, std::memory_order_acq_rel)) return true;
+  return false;
+}
+inline void leave_reader(Flag& f) { std::atomic_ref<int>(f.bits).fetch_sub(kReader, std::memory_order_release); }
+void wait_no_readers(Flag& f);
 // Spins until `bit` is set or `micros` have passed; true if set.
 bool wait_for(Flag& f, int bit, double micros);
 
@@ -152,10 +174,11 @@ void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, 
           continue;
         }
         const Agg* a = agg(base + m);
-        if (!detail::has(flags[base + m], detail::kAggReady)) {
+        if (detail::enter_reader(flags[base + m])) {  // not out yet: reduce the block here
           own.resize(size_t(agg_width));
           auto [lo, hi] = plan.range(m);
           reduce(lane, lo, hi, own.data());
+          detail::leave_reader(flags[base + m]);
           a = own.data();
         }
         Carry* next = scratch.data() + flip * carry_width;
@@ -183,6 +206,7 @@ void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, 
       prev = c.carry_into(lane, k, patience, scratch);
       c.fold(lane, prev, static_cast<const Agg*>(c.agg(slot)), c.carry(slot));
       detail::publish(c.flags[slot], detail::kCarryReady);
+      detail::wait_no_readers(c.flags[slot]);  // before the rescan may overwrite the inputs
     } else {
       prev = c.carry_into(lane, k, 50, scratch);
     }

@@ -606,10 +606,13 @@ TEST_CASE("blocks whose predecessor is late rebuild its carry with the same bits
   REQUIRE(plan_scan(1, T, 8, false).nblocks > 3);
   cumsum_forward<float>(x.data(), nullptr, in_order.data(), 1, T, 1, false);
   linear_recurrence_forward<float>(a.data(), x.data(), nullptr, h.data(), nullptr, 1, T, 1);
+  std::vector<float> in_place = x;
   kernels::detail::scan_test_reverse_tickets(true);
   cumsum_forward<float>(x.data(), nullptr, rebuilt.data(), 1, T, 1, false);
+  cumsum_forward<float>(in_place.data(), nullptr, in_place.data(), 1, T, 1, false);
   linear_recurrence_forward<float>(a.data(), x.data(), nullptr, h_rebuilt.data(), nullptr, 1, T, 1);
   kernels::detail::scan_test_reverse_tickets(false);
   CHECK(std::memcmp(in_order.data(), rebuilt.data(), x.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(in_order.data(), in_place.data(), x.size() * sizeof(float)) == 0);
   CHECK(std::memcmp(h.data(), h_rebuilt.data(), x.size() * sizeof(float)) == 0);
 }

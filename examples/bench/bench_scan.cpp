@@ -1,5 +1,5 @@
 // Group "scan": one long sequence (B = 1, T = 2^22, C = 1), the case where all parallelism has
-// to come from cutting time into blocks. Bandwidth counts each array read or written once
+// to come from cutting time into blocks, then the same floats as (B, T, C) = (4, 4096, 256). Bandwidth counts each array read or written once
 // (cumsum: 8 bytes per float step; recurrence: a and b read, h written, 12 bytes), as a ratio of
 // the triad; the speedup divides the 1-thread time by the all-threads time.
 #include <cstdint>
@@ -39,6 +39,10 @@ void bench_scan(Bench& b) {
           [&] { rotor::kernels::cumsum_forward<float>(x, nullptr, y, 1, T, 1, true); });
   measure("scan.linrec", 12.0 * double(T),
           [&] { rotor::kernels::linear_recurrence_forward<float>(a, x, nullptr, y, nullptr, 1, T, 1); });
+  // The same number of floats as Selective RoPE lays them out: (B, T, H*R) = (4, 4096, 256),
+  // vectorized across channels; few sequences, so time is still cut into blocks.
+  measure("scan.cumsum_rows", 8.0 * double(T),
+          [&] { rotor::kernels::cumsum_forward<float>(x, nullptr, y, 4, 4096, 256, false); });
 }
 
 }  // namespace bench
