@@ -43,10 +43,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <new>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "core/error.h"
+#include "core/storage.h"
 
 namespace rotor::kernels {
 
@@ -121,6 +125,40 @@ int64_t padded_width(int64_t width) {
   return (width + line - 1) / line * line + line;
 }
 double now_micros();
+
+// The slots of one scan. Trivial element types live in recycled rotor::Storage memory (a scan
+// per layer per step must not page-fault and zero-fill fresh pages); others in vectors.
+template <class Carry, class Agg>
+struct SlotMemory {
+  static constexpr bool kTrivial = std::is_trivially_default_constructible_v<Carry> &&
+                                   std::is_trivially_destructible_v<Carry> &&
+                                   std::is_trivially_default_constructible_v<Agg> && std::is_trivially_destructible_v<Agg>;
+  Flag* flags = nullptr;
+  Carry* carries = nullptr;
+  Agg* aggs = nullptr;
+  std::shared_ptr<Storage> storage;
+  std::vector<Flag> flag_vec;
+  std::vector<Carry> carry_vec;
+  std::vector<Agg> agg_vec;
+
+  SlotMemory(int64_t nflags, int64_t ncarries, int64_t naggs) {
+    if (nflags == 0) return;
+    if constexpr (kTrivial) {
+      auto up = [](size_t bytes) { return (bytes + 63) / 64 * 64; };
+      const size_t fb = up(size_t(nflags) * sizeof(Flag)), cb = up(size_t(ncarries) * sizeof(Carry));
+      storage = Storage::allocate(fb + cb + size_t(naggs) * sizeof(Agg));
+      char* base = static_cast<char*>(storage->data());
+      flags = new (base) Flag[size_t(nflags)];
+      carries = reinterpret_cast<Carry*>(base + fb);
+      aggs = reinterpret_cast<Agg*>(base + fb + cb);
+    } else {
+      flag_vec.resize(size_t(nflags));
+      carry_vec.resize(size_t(ncarries));
+      agg_vec.resize(size_t(naggs));
+      flags = flag_vec.data(), carries = carry_vec.data(), aggs = agg_vec.data();
+    }
+  }
+};
 }  // namespace detail
 
 // Runs the blocks of `plan` (see the top of this file). A block's carry is always
@@ -138,9 +176,7 @@ void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, 
   // Time is only cut when lanes are few, so lanes * nb stays small.
   const int64_t slots = nb > 1 ? plan.lanes * (nb - 1) : 0;
   const int64_t cstride = detail::padded_width<Carry>(carry_width), astride = detail::padded_width<Agg>(agg_width);
-  std::vector<Carry> carries(size_t(slots * cstride));
-  std::vector<Agg> aggs(size_t(slots * astride));
-  std::vector<detail::Flag> flags(static_cast<size_t>(slots));
+  detail::SlotMemory<Carry, Agg> mem(slots, slots * cstride, slots * astride);
 
   struct Ctx {
     const ScanPlan& plan;
@@ -187,7 +223,7 @@ void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, 
       }
       return c;
     }
-  } ctx{plan, carry_width, agg_width, cstride, astride, carries.data(), aggs.data(), flags.data(), reduce, fold, rescan};
+  } ctx{plan, carry_width, agg_width, cstride, astride, mem.carries, mem.aggs, mem.flags, reduce, fold, rescan};
 
   auto process = [](void* p, int64_t ticket) {
     Ctx& c = *static_cast<Ctx*>(p);

@@ -61,15 +61,12 @@ void rescan_contiguous(const V* x, V* y, int64_t n, V s, bool reverse) {
   }
 }
 
-// y = prev + x over n channels (prev nullptr: y = x).
+// y = p + x over n channels.
 template <class V>
-void add_row(const V* prev, const V* x, V* y, int64_t n) {
-  simd::for_channels<V>(n, [&](int64_t c, auto w) {
-    using W = decltype(w);
-    W v = simd::load<W>(x + c);
-    if (prev) v = simd::load<W>(prev + c) + v;
-    simd::store(y + c, v);
-  });
+void add_row(const V* p, const V* x, V* y, int64_t n) {
+  simd::for_channels<V>(
+      n, [](auto w, const V* p, const V* x, V* y) { simd::store(y, simd::load<decltype(w)>(p) + simd::load<decltype(w)>(x)); },
+      p, x, y);
 }
 
 }  // namespace
@@ -105,9 +102,11 @@ void cumsum_forward(const V* x, const V* init, V* y, int64_t B, int64_t T, int64
       rescan_contiguous(x + base + lo, y + base + lo, hi - lo, s ? *s : V(0), reverse);
       return;
     }
+    // Row by row: the previous output row is the running sum (still in L1).
     for (int64_t i = 0; i < hi - lo; ++i) {
       const int64_t off = base + (reverse ? hi - 1 - i : lo + i) * C;
-      add_row(s, x + off, y + off, n);
+      if (s) add_row(s, x + off, y + off, n);
+      else std::copy(x + off, x + off + n, y + off);
       s = y + off;
     }
   };

@@ -137,15 +137,28 @@ ROTOR_SIMD_INLINE void store(V* p, const W& w) {
   else w.store_unaligned(p);
 }
 
-// Calls f(c, W{}) for c = 0, N, 2N, ... with W = batch<V>, then for the tail with W = V.
-template <class V, class F>
-void for_channels(int64_t n, F&& f) {
-  constexpr int64_t N = batch<V>::size;
-  int64_t c = 0;
-  for (; c + N <= n; c += N) f(c, batch<V>{});
-  for (; c < n; ++c) f(c, V{});
+// W(0) for a scalar or a batch.
+template <class W>
+ROTOR_SIMD_INLINE W zero() {
+  if constexpr (xsimd::is_batch<W>::value) return W(typename W::value_type(0));
+  else return W(0);
+}
+template <class W>
+ROTOR_SIMD_INLINE W one() {
+  if constexpr (xsimd::is_batch<W>::value) return W(typename W::value_type(1));
+  else return W(1);
 }
 
+// Runs f(W{}, rows + c...) for c = 0, N, 2N, ... with W = batch<V>, then for the tail with
+// W = V: one body for both. The rows are passed in (not captured) so that they stay in
+// registers: xsimd's stores may alias anything, which would reload captured pointers.
+template <class V, class F, class... P>
+ROTOR_SIMD_INLINE void for_channels(int64_t n, F&& f, P*... rows) {
+  constexpr int64_t N = batch<V>::size;
+  int64_t c = 0;
+  for (; c + N <= n; c += N) f(batch<V>{}, (rows + c)...);
+  for (; c < n; ++c) f(V{}, (rows + c)...);
+}
 
 template <class W>
 struct is_complex : std::false_type {};
