@@ -143,11 +143,6 @@ ROTOR_SIMD_INLINE W zero() {
   if constexpr (xsimd::is_batch<W>::value) return W(typename W::value_type(0));
   else return W(0);
 }
-template <class W>
-ROTOR_SIMD_INLINE W one() {
-  if constexpr (xsimd::is_batch<W>::value) return W(typename W::value_type(1));
-  else return W(1);
-}
 
 // Runs f(W{}, rows + c...) for c = 0, N, 2N, ... with W = batch<V>, then for the tail with
 // W = V: one body for both. The rows are passed in (not captured) so that they stay in
@@ -190,20 +185,6 @@ ROTOR_SIMD_INLINE W conjugate(const W& w) {
   else if constexpr (std::is_arithmetic_v<W>) return w;
   else if constexpr (is_complex<typename W::value_type>::value) return {w.real(), -w.imag()};
   else return w;
-}
-
-// Splits the time range [lo, hi) for a loop that vectorizes along time: [s0, s1) holds whole
-// batches and lies inside [ok_lo, ok_hi) (steps that need no boundary special case); the rest
-// runs scalar.
-struct TimeSplit {
-  int64_t s0, s1;
-};
-template <class V>
-TimeSplit split_time(int64_t lo, int64_t hi, int64_t ok_lo, int64_t ok_hi) {
-  constexpr int64_t N = batch<V>::size;
-  int64_t s0 = std::min(std::max(lo, ok_lo), hi), end = std::min(hi, ok_hi);
-  if (end <= s0) return {s0, s0};
-  return {s0, s0 + (end - s0) / N * N};
 }
 
 }  // namespace rotor::kernels::simd
