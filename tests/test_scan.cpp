@@ -616,3 +616,49 @@ TEST_CASE("blocks whose predecessor is late rebuild its carry with the same bits
   CHECK(std::memcmp(in_order.data(), in_place.data(), x.size() * sizeof(float)) == 0);
   CHECK(std::memcmp(h.data(), h_rebuilt.data(), x.size() * sizeof(float)) == 0);
 }
+
+TEST_CASE("chained_scan reused with its own Carry and Agg: diagonal-decay matrix states") {
+  // GLA's chunk-state recurrence in miniature: S_t = diag(d_t) S_{t-1} + U_t with S: K x V per
+  // lane. Carry = S (K*V values), Agg = a block's (diag A, U) (K + K*V values).
+  const int64_t lanes = 3, T = 20000, K = 2, V = 3, KV = K * V;
+  auto d = random_decays<double>(size_t(lanes * T * K), 90);
+  auto U = random_values<double>(size_t(lanes * T * KV), 91);
+  auto S0 = random_values<double>(size_t(lanes * KV), 92);
+  std::vector<double> S(size_t(lanes * T * KV)), ref(S.size());
+  for (int64_t l = 0; l < lanes; ++l) {
+    std::vector<double> s(S0.begin() + l * KV, S0.begin() + (l + 1) * KV);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = 0; i < KV; ++i) {
+        s[size_t(i)] = d[size_t((l * T + t) * K + i / V)] * s[size_t(i)] + U[size_t((l * T + t) * KV + i)];
+        ref[size_t((l * T + t) * KV + i)] = s[size_t(i)];
+      }
+  }
+  const ScanPlan plan = plan_scan(lanes, T, int64_t(sizeof(double)) * (K + 2 * KV), false);
+  REQUIRE(plan.nblocks > 1);
+  auto reduce = [&](int64_t l, int64_t lo, int64_t hi, double* agg) {  // agg = [A (K) | U (K*V)]
+    std::fill(agg, agg + K, 1.0);
+    std::fill(agg + K, agg + K + KV, 0.0);
+    for (int64_t t = lo; t < hi; ++t)
+      for (int64_t i = 0; i < KV; ++i) {
+        const double dt = d[size_t((l * T + t) * K + i / V)];
+        agg[K + i] = dt * agg[K + i] + U[size_t((l * T + t) * KV + i)];
+        if (i % V == 0) agg[i / V] *= dt;
+      }
+  };
+  auto fold = [&](int64_t l, const double* prev, const double* agg, double* next) {
+    const double* s = prev ? prev : S0.data() + l * KV;  // the lane's first block starts from S0
+    for (int64_t i = 0; i < KV; ++i) next[i] = agg[i / V] * s[i] + agg[K + i];
+  };
+  auto rescan = [&](int64_t l, int64_t lo, int64_t hi, const double* carry) {
+    const double* s = carry ? carry : S0.data() + l * KV;
+    for (int64_t t = lo; t < hi; ++t) {
+      double* out = S.data() + (l * T + t) * KV;
+      for (int64_t i = 0; i < KV; ++i) out[i] = d[size_t((l * T + t) * K + i / V)] * s[i] + U[size_t((l * T + t) * KV + i)];
+      s = out;
+    }
+  };
+  check_thread_invariant(S, [&] { chained_scan<double, double>(plan, KV, K + KV, reduce, fold, rescan); });
+  double worst = 0;
+  for (size_t i = 0; i < S.size(); ++i) worst = std::max(worst, std::fabs(S[i] - ref[i]));
+  CHECK(worst < 1e-12);  // |S| <= |S0| + 1 / (1 - 0.8) = 6: a few ulps
+}
