@@ -76,7 +76,7 @@ struct ScanPlan {
 };
 
 // Sizes in bytes that shape the partition (constants, never the thread count).
-constexpr int64_t kScanBlockBytes = int64_t(96) << 10;     // one block's traffic fits in L2
+constexpr int64_t kScanBlockBytes = int64_t(256) << 10;    // a block's traffic: a quarter of L2
 constexpr int64_t kScanParallelBytes = int64_t(256) << 10;  // below this the scan runs serially
 constexpr int64_t kScanLanesNoSplit = 16;  // this many lanes already keep all threads busy
 constexpr int64_t kScanStepAlign = 64;     // block lengths are multiples of this (SIMD along T)

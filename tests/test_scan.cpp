@@ -202,9 +202,11 @@ struct Shape3 {
   int64_t B, T, C;
 };
 // Lengths 1, 2, odd, prime, 10^6; one channel and several (below, at and off the SIMD width);
-// one and several sequences; a row wide enough to be cut into channel blocks.
-const std::vector<Shape3> kShapes = {{1, 1, 1},    {1, 2, 1},    {1, 17, 1},   {1, 9973, 1}, {1, 1000000, 1},
-                                     {3, 9973, 1}, {2, 1001, 3}, {2, 513, 37}, {2, 2000, 64}, {2, 61, 1100}};
+// one and several sequences; a row wide enough to be cut into channel blocks. The primes
+// 100003 and 65537 and the 37-channel rows span several time blocks with ragged ends.
+const std::vector<Shape3> kShapes = {{1, 1, 1},       {1, 2, 1},    {1, 17, 1},     {1, 9973, 1},
+                                     {1, 100003, 1},  {1, 1000000, 1}, {3, 65537, 1}, {2, 1001, 3},
+                                     {2, 9973, 37},   {2, 2000, 64}, {2, 61, 1100}};
 
 }  // namespace
 
