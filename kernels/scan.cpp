@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <thread>
 
 #include "core/parallel.h"
 
@@ -24,7 +25,8 @@ ScanPlan plan_scan(int64_t lanes, int64_t steps, int64_t bytes_per_step, bool re
   p.block = steps;
   // Few lanes: cut time into cache-sized blocks so that threads can share a lane.
   if (lanes < kScanLanesNoSplit) {
-    int64_t block = kScanBlockBytes / bytes_per_step;
+    const int64_t bytes = std::clamp(steps * bytes_per_step / kScanBlocksPerLane, kScanMinBlockBytes, kScanMaxBlockBytes);
+    int64_t block = bytes / bytes_per_step;
     block = std::max<int64_t>(kScanStepAlign, block / kScanStepAlign * kScanStepAlign);
     if (block < steps) p.block = block;
   }
@@ -65,6 +67,13 @@ double now_micros() {
 void wait_no_readers(Flag& f) {
   std::atomic_ref<int> r(f.bits);
   while (r.load(std::memory_order_acquire) >= kReader) ROTOR_SPIN_PAUSE();
+}
+
+void wait_until(Flag& f, int bit) {
+  for (int spin = 0; !has(f, bit); ++spin) {
+    if (spin < 4096) ROTOR_SPIN_PAUSE();
+    else std::this_thread::yield();
+  }
 }
 
 bool wait_for(Flag& f, int bit, double micros) {

@@ -14,7 +14,9 @@
 //        from the nearest published carry and the published or recomputed aggregates),
 //        folds its aggregate into it and publishes the result for the block after,
 //     3. rescans its steps from the incoming carry (the block is still in cache from step 1).
-//   A memory-bound scan thus moves the same bytes as a serial loop. The carry of block k is always
+//   A memory-bound scan thus moves the same bytes as a serial loop. Variant chained_scan_fixup
+//   (used by cumsum): step 1 writes the block's outputs as if it started the sequence and step
+//   3 only corrects them with the carry, so the heavy pass streams the inputs once. The carry of block k is always
 //   fold(carry of block k-1, aggregate of block k), whoever computes it, so the results are
 //   bit-identical on 1 and N threads. The last block of a lane is not reduced. Small problems
 //   run the same blocks in order on the calling thread.
@@ -75,8 +77,14 @@ struct ScanPlan {
   }
 };
 
-// Sizes in bytes that shape the partition (constants, never the thread count).
-constexpr int64_t kScanBlockBytes = int64_t(256) << 10;    // a block's traffic: a quarter of L2
+// Sizes in bytes that shape the partition (constants, never the thread count). A block's
+// traffic is lane bytes / kScanBlocksPerLane, within [kScanMinBlockBytes, kScanMaxBlockBytes]:
+// big enough that block boundaries are rare (with two threads each boundary costs about a
+// microsecond of cache lines moving between cores), small enough to stay in L2 and to give
+// mid-sized scans several blocks.
+constexpr int64_t kScanBlocksPerLane = 32;
+constexpr int64_t kScanMinBlockBytes = int64_t(128) << 10;
+constexpr int64_t kScanMaxBlockBytes = int64_t(512) << 10;
 constexpr int64_t kScanParallelBytes = int64_t(256) << 10;  // below this the scan runs serially
 constexpr int64_t kScanLanesNoSplit = 16;  // this many lanes already keep all threads busy
 constexpr int64_t kScanStepAlign = 64;     // block lengths are multiples of this (SIMD along T)
@@ -96,19 +104,20 @@ void run_tickets(int64_t n, bool parallel, void* ctx, void (*process)(void* ctx,
 // published in time and every block takes the rebuild path of a late predecessor.
 void scan_test_reverse_tickets(bool on);
 
-// Per-block state word: the aggregate, then the carry, become readable (release/acquire); the
-// bits above kReader count threads re-reducing the block's inputs for a late owner.
-enum : int { kAggReady = 1, kCarryReady = 2, kReader = 256 };
+// Per-block state word: the aggregate, then the carry, become readable (release/acquire).
+// kBusy: the owner is overwriting the block's inputs (scan-then-fixup of an in-place scan).
+// The bits from kReader up count threads re-reducing the block's inputs for a late owner.
+enum : int { kAggReady = 1, kCarryReady = 2, kBusy = 4, kReader = 256 };
 struct alignas(64) Flag {  // one cache line each: neighbours are written by other threads
   int bits = 0;
 };
 inline bool has(Flag& f, int bit) { return std::atomic_ref<int>(f.bits).load(std::memory_order_acquire) & bit; }
 inline void publish(Flag& f, int bit) { std::atomic_ref<int>(f.bits).fetch_or(bit, std::memory_order_release); }
-// Registers a reader of the block's inputs unless its aggregate is already out (then false).
-// Inputs may be overwritten by the owner's rescan (in-place scans): the owner waits for readers.
+// Registers a reader of the block's inputs unless its aggregate is out or its owner is
+// overwriting them (then false). The owner waits for readers to leave before overwriting.
 inline bool enter_reader(Flag& f) {
   std::atomic_ref<int> r(f.bits);
-  for (int s = r.load(std::memory_order_acquire); !(s & kAggReady);)
+  for (int s = r.load(std::memory_order_acquire); !(s & (kAggReady | kBusy));)
     if (r.compare_exchange_weak(s, s + kReader, std::memory_order_acq_rel)) return true;
   return false;
 }
@@ -116,6 +125,8 @@ inline void leave_reader(Flag& f) { std::atomic_ref<int>(f.bits).fetch_sub(kRead
 void wait_no_readers(Flag& f);
 // Spins until `bit` is set or `micros` have passed; true if set.
 bool wait_for(Flag& f, int bit, double micros);
+// Spins (yielding after a while) until `bit` is set.
+void wait_until(Flag& f, int bit);
 
 // Slot stride (in elements) that keeps slots written by different threads on different cache
 // lines, whatever the base alignment.
@@ -161,32 +172,30 @@ struct SlotMemory {
 };
 }  // namespace detail
 
-// Runs the blocks of `plan` (see the top of this file). A block's carry is always
-// fold(carry of the block before, its own aggregate), so the bits never depend on timing. When
-// the block before is late (its thread was likely preempted), a block does not sit waiting: it
-// rebuilds the missing carry from the nearest published one, reducing the late blocks itself
-// if their aggregates are not out yet. So reduce may run more than once for a block, on any
-// thread: it must be a deterministic function of (lane, t_lo, t_hi) writing only to agg.
-template <class Carry, class Agg, class Reduce, class Fold, class Rescan>
-void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, Reduce&& reduce, Fold&& fold,
-                  Rescan&& rescan) {
+namespace detail {
+// The driver behind chained_scan (Fixup = false: first = reduce, second = rescan) and
+// chained_scan_fixup (Fixup = true: first = scan_local, second = fixup).
+template <bool Fixup, class Carry, class Agg, class Reduce, class Fold, class First, class Second>
+void run_chained(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, Reduce& reduce, Fold& fold,
+                 First& first, Second& second) {
   if (plan.lanes <= 0 || plan.steps <= 0) return;
   const int64_t nb = plan.nblocks;
   // Block k < nb-1 of a lane owns slot (lane, k): its aggregate and the carry it passes on.
   // Time is only cut when lanes are few, so lanes * nb stays small.
   const int64_t slots = nb > 1 ? plan.lanes * (nb - 1) : 0;
-  const int64_t cstride = detail::padded_width<Carry>(carry_width), astride = detail::padded_width<Agg>(agg_width);
-  detail::SlotMemory<Carry, Agg> mem(slots, slots * cstride, slots * astride);
+  const int64_t cstride = padded_width<Carry>(carry_width), astride = padded_width<Agg>(agg_width);
+  SlotMemory<Carry, Agg> mem(slots, slots * cstride, slots * astride);
 
   struct Ctx {
     const ScanPlan& plan;
     int64_t carry_width, agg_width, cstride, astride;
     Carry* carries;
     Agg* aggs;
-    detail::Flag* flags;
+    Flag* flags;
     Reduce& reduce;
     Fold& fold;
-    Rescan& rescan;
+    First& first;
+    Second& second;
 
     Carry* carry(int64_t slot) const { return carries + slot * cstride; }
     Agg* agg(int64_t slot) const { return aggs + slot * astride; }
@@ -196,26 +205,28 @@ void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, 
     const Carry* carry_into(int64_t lane, int64_t k, double patience, std::vector<Carry>& scratch) const {
       if (k == 0) return nullptr;
       const int64_t base = lane * (plan.nblocks - 1);
-      detail::Flag& f = flags[base + k - 1];
-      if (detail::wait_for(f, detail::kCarryReady, patience)) return carry(base + k - 1);
+      if (wait_for(flags[base + k - 1], kCarryReady, patience)) return carry(base + k - 1);
       // Walk back to the nearest published carry, then fold forward through the late blocks.
       int64_t j = k - 1;
-      while (j > 0 && !detail::has(flags[base + j - 1], detail::kCarryReady)) --j;
+      while (j > 0 && !has(flags[base + j - 1], kCarryReady)) --j;
       const Carry* c = j > 0 ? carry(base + j - 1) : nullptr;  // the carry entering block j
       scratch.resize(size_t(2 * carry_width));
       std::vector<Agg> own;
       for (int64_t m = j, flip = 0; m < k; ++m, flip ^= 1) {
-        if (detail::has(flags[base + m], detail::kCarryReady)) {  // published meanwhile: same bits
+        Flag& f = flags[base + m];
+        if (has(f, kCarryReady)) {  // published meanwhile: the same bits
           c = carry(base + m);
           continue;
         }
         const Agg* a = agg(base + m);
-        if (detail::enter_reader(flags[base + m])) {  // not out yet: reduce the block here
+        if (enter_reader(f)) {  // aggregate not out yet: reduce the block here
           own.resize(size_t(agg_width));
           auto [lo, hi] = plan.range(m);
           reduce(lane, lo, hi, own.data());
-          detail::leave_reader(flags[base + m]);
+          leave_reader(f);
           a = own.data();
+        } else {
+          wait_until(f, kAggReady);  // out, or being computed by its (running) owner
         }
         Carry* next = scratch.data() + flip * carry_width;
         fold(lane, c, a, next);
@@ -223,7 +234,7 @@ void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, 
       }
       return c;
     }
-  } ctx{plan, carry_width, agg_width, cstride, astride, mem.carries, mem.aggs, mem.flags, reduce, fold, rescan};
+  } ctx{plan, carry_width, agg_width, cstride, astride, mem.carries, mem.aggs, mem.flags, reduce, fold, first, second};
 
   auto process = [](void* p, int64_t ticket) {
     Ctx& c = *static_cast<Ctx*>(p);
@@ -231,24 +242,62 @@ void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, 
     const int64_t lane = ticket / nb, k = ticket % nb;
     auto [lo, hi] = c.plan.range(k);
     const int64_t slot = lane * (nb - 1) + k;  // valid for k < nb - 1
+    const bool passes_on = k + 1 < nb;
     std::vector<Carry> scratch;
+    std::vector<Agg> last_agg;
     const Carry* prev;
-    if (k + 1 < nb) {
-      const double start = detail::now_micros();
-      c.reduce(lane, lo, hi, c.agg(slot));
-      detail::publish(c.flags[slot], detail::kAggReady);
+    if (passes_on || Fixup) {
+      Agg* agg = c.agg(slot);
+      if (!passes_on) {  // the last block's aggregate is of no use, but scan_local writes one
+        last_agg.resize(size_t(c.agg_width));
+        agg = last_agg.data();
+      } else if (Fixup) {  // scan_local may overwrite the inputs: keep re-reducers out
+        publish(c.flags[slot], kBusy);
+        wait_no_readers(c.flags[slot]);
+      }
+      const double start = now_micros();
+      c.first(lane, lo, hi, agg);
+      if (passes_on) publish(c.flags[slot], kAggReady);
       // The block before started earlier and does the same work: allow it about as long again.
-      const double patience = 5 + 2 * (detail::now_micros() - start);
+      const double patience = 5 + 2 * (now_micros() - start);
       prev = c.carry_into(lane, k, patience, scratch);
-      c.fold(lane, prev, static_cast<const Agg*>(c.agg(slot)), c.carry(slot));
-      detail::publish(c.flags[slot], detail::kCarryReady);
-      detail::wait_no_readers(c.flags[slot]);  // before the rescan may overwrite the inputs
+      if (passes_on) {
+        c.fold(lane, prev, static_cast<const Agg*>(agg), c.carry(slot));
+        publish(c.flags[slot], kCarryReady);
+        if (!Fixup) wait_no_readers(c.flags[slot]);  // before the rescan may overwrite the inputs
+      }
     } else {
       prev = c.carry_into(lane, k, 50, scratch);
     }
-    c.rescan(lane, lo, hi, prev);
+    c.second(lane, lo, hi, prev);
   };
-  detail::run_tickets(plan.lanes * nb, plan.parallel, &ctx, process);
+  run_tickets(plan.lanes * nb, plan.parallel, &ctx, process);
+}
+}  // namespace detail
+
+// Runs the blocks of `plan` (see the top of this file): reduce, fold, rescan. A block's carry
+// is always fold(carry of the block before, its own aggregate), so the bits never depend on
+// timing. When the block before is late (its thread was likely preempted), a block does not
+// sit waiting: it rebuilds the missing carry from the nearest published one, reducing the late
+// blocks itself if their aggregates are not out yet.
+template <class Carry, class Agg, class Reduce, class Fold, class Rescan>
+void chained_scan(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, Reduce&& reduce, Fold&& fold,
+                  Rescan&& rescan) {
+  detail::run_chained<false, Carry, Agg>(plan, carry_width, agg_width, reduce, fold, reduce, rescan);
+}
+
+// The scan-then-fixup variant, for recurrences whose outputs are cheap to correct afterwards
+// (prefix sums: y = carry + local prefix). Each block first runs
+//   scan_local(lane, t_lo, t_hi, Agg* agg)  // write the outputs as if the block started the
+//                                            // sequence, and its aggregate into agg
+// streaming its inputs once, then, once the carry is known,
+//   fixup(lane, t_lo, t_hi, const Carry* carry)  // correct the outputs (carry nullptr: first block)
+// while they are still in cache. reduce (aggregate only) serves threads rebuilding a late carry;
+// it must give the same bits as the aggregate scan_local writes.
+template <class Carry, class Agg, class Reduce, class Fold, class ScanLocal, class Fixup>
+void chained_scan_fixup(const ScanPlan& plan, int64_t carry_width, int64_t agg_width, Reduce&& reduce,
+                        Fold&& fold, ScanLocal&& scan_local, Fixup&& fixup) {
+  detail::run_chained<true, Carry, Agg>(plan, carry_width, agg_width, reduce, fold, scan_local, fixup);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 // to come from cutting time into blocks, then the same floats as (B, T, C) = (4, 4096, 256). Bandwidth counts each array read or written once
 // (cumsum: 8 bytes per float step; recurrence: a and b read, h written, 12 bytes), as a ratio of
 // the triad; the speedup divides the 1-thread time by the all-threads time.
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "bench.h"
 #include "core/parallel.h"
@@ -23,15 +25,22 @@ void bench_scan(Bench& b) {
     for (int64_t i = lo; i < hi; ++i) x[i] = float(i % 7) - 3.f, a[i] = 0.999f, y[i] = 0.f;
   });
 
-  // Times fn on one thread and on all threads; reports bandwidth (all threads) and the speedup.
+  // Times fn on one thread and on all threads, alternating so that both see the same machine
+  // (it is shared: a drift between two separate series would show up as a speedup); reports
+  // the bandwidth on all threads, on one, and the ratio of the median times.
   auto measure = [&](const std::string& name, double bytes, const std::function<void()>& fn) {
-    rotor::set_num_threads(1);
-    double one = time_median(fn, 15);
-    rotor::set_num_threads(0);
-    double all = time_median(fn, 15);
-    b.report_bandwidth(name + "_1t", bytes, one);
-    b.report_bandwidth(name, bytes, all);
-    b.report(name + "_speedup_2v1", one / all, "ratio");
+    std::vector<double> one, all;
+    for (int r = 0; r < 15; ++r) {
+      rotor::set_num_threads(1);
+      one.push_back(time_median(fn, 1));
+      rotor::set_num_threads(0);
+      all.push_back(time_median(fn, 1));
+    }
+    std::sort(one.begin(), one.end());
+    std::sort(all.begin(), all.end());
+    b.report_bandwidth(name + "_1t", bytes, one[one.size() / 2]);
+    b.report_bandwidth(name, bytes, all[all.size() / 2]);
+    b.report(name + "_speedup_2v1", one[one.size() / 2] / all[all.size() / 2], "ratio");
   };
   measure("scan.cumsum", 8.0 * double(T),
           [&] { rotor::kernels::cumsum_forward<float>(x, nullptr, y, 1, T, 1, false); });
