@@ -14,12 +14,13 @@
 //        from the nearest published carry and the published or recomputed aggregates),
 //        folds its aggregate into it and publishes the result for the block after,
 //     3. rescans its steps from the incoming carry (the block is still in cache from step 1).
-//   A memory-bound scan thus moves the same bytes as a serial loop. Variant chained_scan_fixup
-//   (used by cumsum): step 1 writes the block's outputs as if it started the sequence and step
-//   3 only corrects them with the carry, so the heavy pass streams the inputs once. The carry of block k is always
-//   fold(carry of block k-1, aggregate of block k), whoever computes it, so the results are
-//   bit-identical on 1 and N threads. The last block of a lane is not reduced. Small problems
-//   run the same blocks in order on the calling thread.
+//   A memory-bound scan thus moves the same bytes as a serial loop. The carry of block k is
+//   always fold(carry of block k-1, aggregate of block k), whoever computes it, so the results
+//   are bit-identical on 1 and N threads. Small problems run the same blocks in order on the
+//   calling thread.
+//   Variant chained_scan_fixup (used by cumsum): step 1 writes the block's outputs as if it
+//   started the sequence, step 3 only corrects them with the carry, so the heavy pass streams
+//   the inputs once and the second is a cheap pass over cached outputs.
 //
 // Reusing the driver for your own element type, e.g. GLA's chunk states (MATH.md section 3):
 //   Carry = what flows between blocks (the state S: carry_width = K*V floats per lane),

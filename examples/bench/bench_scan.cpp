@@ -1,7 +1,10 @@
 // Group "scan": one long sequence (B = 1, T = 2^22, C = 1), the case where all parallelism has
-// to come from cutting time into blocks, then the same floats as (B, T, C) = (4, 4096, 256). Bandwidth counts each array read or written once
-// (cumsum: 8 bytes per float step; recurrence: a and b read, h written, 12 bytes), as a ratio of
-// the triad; the speedup divides the 1-thread time by the all-threads time.
+// to come from cutting time into blocks, then the same floats laid out as (B, T, C) =
+// (4, 4096, 256). Bandwidth counts each array read or written once (cumsum: 8 bytes per float
+// step; recurrence: a and b read, h written, 12 bytes), also as a ratio of the triad; the
+// speedup divides the median 1-thread time by the median all-threads time.
+// On a shared machine the second core is often busy: run it as `chrt -r 1 build/examples/bench
+// --filter scan` (or on an idle machine) for figures that mean something.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
