@@ -1,6 +1,7 @@
 #include "kernels/scan.h"
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "core/parallel.h"
@@ -24,7 +25,8 @@ ScanPlan plan_scan(int64_t lanes, int64_t steps, int64_t bytes_per_step, bool re
   p.block = steps;
   // Few lanes: cut time into cache-sized blocks so that threads can share a lane.
   if (lanes < kScanLanesNoSplit) {
-    int64_t block = kScanBlockBytes / bytes_per_step;
+    const int64_t bytes = std::clamp(steps * bytes_per_step / kScanBlocksPerLane, kScanMinBlockBytes, kScanMaxBlockBytes);
+    int64_t block = bytes / bytes_per_step;
     block = std::max<int64_t>(kScanStepAlign, block / kScanStepAlign * kScanStepAlign);
     if (block < steps) p.block = block;
   }
@@ -35,7 +37,17 @@ ScanPlan plan_scan(int64_t lanes, int64_t steps, int64_t bytes_per_step, bool re
 
 namespace detail {
 
+namespace {
+std::atomic<bool> reverse_tickets{false};
+}
+
+void scan_test_reverse_tickets(bool on) { reverse_tickets.store(on); }
+
 void run_tickets(int64_t n, bool parallel, void* ctx, void (*process)(void*, int64_t)) {
+  if (reverse_tickets.load(std::memory_order_relaxed)) {
+    for (int64_t i = n - 1; i >= 0; --i) process(ctx, i);
+    return;
+  }
   if (!parallel || n <= 1) {
     for (int64_t i = 0; i < n; ++i) process(ctx, i);
     return;
@@ -48,16 +60,33 @@ void run_tickets(int64_t n, bool parallel, void* ctx, void (*process)(void*, int
   });
 }
 
-void wait_flag(int* flag) {
-  std::atomic_ref<int> f(*flag);
-  for (int spin = 0; f.load(std::memory_order_acquire) == 0; ++spin) {
-    // The predecessor is normally a few microseconds away; yield if its thread lost its core.
+double now_micros() {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void wait_no_readers(Flag& f) {
+  std::atomic_ref<int> r(f.bits);
+  while (r.load(std::memory_order_acquire) >= kReader) ROTOR_SPIN_PAUSE();
+}
+
+void wait_until(Flag& f, int bit) {
+  for (int spin = 0; !has(f, bit); ++spin) {
     if (spin < 4096) ROTOR_SPIN_PAUSE();
     else std::this_thread::yield();
   }
 }
 
-void set_flag(int* flag) { std::atomic_ref<int>(*flag).store(1, std::memory_order_release); }
+bool wait_for(Flag& f, int bit, double micros) {
+  if (has(f, bit)) return true;
+  const double deadline = now_micros() + micros;
+  for (;;) {
+    for (int spin = 0; spin < 32; ++spin) {
+      if (has(f, bit)) return true;
+      ROTOR_SPIN_PAUSE();
+    }
+    if (now_micros() > deadline) return has(f, bit);
+  }
+}
 
 }  // namespace detail
 }  // namespace rotor::kernels

@@ -1,6 +1,7 @@
 #include "kernels/scan_cumsum.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "core/error.h"
 #include "kernels/scan.h"
@@ -11,56 +12,67 @@ namespace {
 
 using simd::batch;
 
-// Sum of n contiguous values, in a fixed order (two batch accumulators, then the tail).
-template <class V>
-V sum_contiguous(const V* x, int64_t n) {
-  constexpr int64_t N = batch<V>::size;
-  batch<V> s0(V(0)), s1(V(0));
-  int64_t i = 0;
-  for (; i + 2 * N <= n; i += 2 * N) {
-    s0 += batch<V>::load_unaligned(x + i);
-    s1 += batch<V>::load_unaligned(x + i + N);
+// One channel, n contiguous steps, from zero: y_i = x_0 + ... + x_i (reverse:
+// y_i = x_i + ... + x_{n-1}); returns the total. Prefix sums inside registers; groups of kGroup
+// registers share one carry update, so the loop is not bound by the add -> broadcast latency.
+// Store = false computes the same total, bit for bit, without writing (for rebuilds).
+constexpr int64_t kGroup = 4;
+template <bool Reverse, bool Store, class V>
+ROTOR_SIMD_INLINE void scan_group(const V* x, V* y, batch<V>& carry) {
+  constexpr int64_t N = batch<V>::size, G = kGroup;
+  batch<V> p[G], total[G];
+  for (int64_t g = 0; g < G; ++g) {
+    p[g] = simd::lane_cumsum<Reverse>(batch<V>::load_unaligned(x + g * N));
+    total[g] = Reverse ? simd::broadcast_first(p[g]) : simd::broadcast_last(p[g]);
   }
-  V s = xsimd::hadd(s0 + s1);
-  for (; i < n; ++i) s += x[i];
+  // In time order: ascending registers forward, descending in reverse.
+  for (int64_t k = 0; k < G; ++k) {
+    const int64_t g = Reverse ? G - 1 - k : k;
+    if constexpr (Store) (p[g] + carry).store_unaligned(y + g * N);
+    carry = carry + total[g];
+  }
+}
+template <bool Store, class V>
+V scan_contiguous(const V* x, V* y, int64_t n, bool reverse) {
+  constexpr int64_t N = batch<V>::size, G = kGroup;
+  const int64_t m = n / (G * N) * (G * N);
+  V s(0);
+  if (!reverse) {
+    batch<V> carry(V(0));
+    for (int64_t i = 0; i < m; i += G * N) scan_group<false, Store>(x + i, y + i, carry);
+    s = carry.get(0);  // equals the last output: p + c and c + p are the same sum
+    for (int64_t i = m; i < n; ++i) {
+      s = s + x[i];
+      if constexpr (Store) y[i] = s;
+    }
+  } else {
+    for (int64_t i = n - 1; i >= m; --i) {
+      s = s + x[i];
+      if constexpr (Store) y[i] = s;
+    }
+    batch<V> carry(s);
+    for (int64_t i = m - G * N; i >= 0; i -= G * N) scan_group<true, Store>(x + i, y + i, carry);
+    s = carry.get(0);
+  }
   return s;
 }
 
-// One channel, n contiguous steps from offset s: y_i = s + x_0 + ... + x_i
-// (reverse: y_i = s + x_i + ... + x_{n-1}). Prefix sums inside a register, carry between them.
+// y_i = s + y_i over n contiguous values.
 template <class V>
-void rescan_contiguous(const V* x, V* y, int64_t n, V s, bool reverse) {
+void add_scalar(V* y, int64_t n, V s) {
   constexpr int64_t N = batch<V>::size;
-  const int64_t m = n / N * N;
-  if (!reverse) {
-    batch<V> carry(s);
-    for (int64_t i = 0; i < m; i += N) {
-      batch<V> v = simd::lane_cumsum<false>(batch<V>::load_unaligned(x + i)) + carry;
-      v.store_unaligned(y + i);
-      carry = simd::broadcast_last(v);
-    }
-    if (m > 0) s = y[m - 1];
-    for (int64_t i = m; i < n; ++i) y[i] = s = s + x[i];
-  } else {
-    for (int64_t i = n - 1; i >= m; --i) y[i] = s = s + x[i];
-    batch<V> carry(s);
-    for (int64_t i = m - N; i >= 0; i -= N) {
-      batch<V> v = simd::lane_cumsum<true>(batch<V>::load_unaligned(x + i)) + carry;
-      v.store_unaligned(y + i);
-      carry = simd::broadcast_first(v);
-    }
-  }
+  const batch<V> sb(s);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) (sb + batch<V>::load_unaligned(y + i)).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] = s + y[i];
 }
 
-// y = prev + x over n channels (prev nullptr: y = x).
+// y = p + x over n channels.
 template <class V>
-void add_row(const V* prev, const V* x, V* y, int64_t n) {
-  simd::for_channels<V>(n, [&](int64_t c, auto w) {
-    using W = decltype(w);
-    W v = simd::load<W>(x + c);
-    if (prev) v = simd::load<W>(prev + c) + v;
-    simd::store(y + c, v);
-  });
+void add_row(const V* p, const V* x, V* y, int64_t n) {
+  simd::for_channels<V>(
+      n, [](auto w, const V* p, const V* x, V* y) { simd::store(y, simd::load<decltype(w)>(p) + simd::load<decltype(w)>(x)); },
+      p, x, y);
 }
 
 }  // namespace
@@ -75,34 +87,43 @@ void cumsum_forward(const V* x, const V* init, V* y, int64_t B, int64_t T, int64
   auto start_of = [&](int64_t lane, const V* carry) -> const V* {
     return carry ? carry : init ? init + L.state(lane) : nullptr;
   };
-  auto reduce = [&](int64_t lane, int64_t lo, int64_t hi, V* agg) {
-    const V* xb = x + L.base(lane);
-    const int64_t n = L.channels(lane);
+  // Scan-then-fixup: each block writes its prefix sums from zero while streaming x once, then
+  // adds the carried prefix to them while they are still in cache. Rows: running sums from zero,
+  // row after row, in processing order (reduce repeats exactly that arithmetic).
+  auto local = [&](int64_t lane, int64_t lo, int64_t hi, V* agg, V* out) {
+    const int64_t base = L.base(lane), n = L.channels(lane);
     if (C == 1) {
-      agg[0] = sum_contiguous(xb + lo, hi - lo);
+      agg[0] = out ? scan_contiguous<true>(x + base + lo, out + base + lo, hi - lo, reverse)
+                   : scan_contiguous<false>(x + base + lo, static_cast<V*>(nullptr), hi - lo, reverse);
       return;
     }
     std::fill(agg, agg + n, V(0));
-    for (int64_t t = lo; t < hi; ++t) add_row(agg, xb + t * C, agg, n);
+    const V* run = agg;
+    for (int64_t i = 0; i < hi - lo; ++i) {
+      const int64_t off = base + (reverse ? hi - 1 - i : lo + i) * C;
+      V* dst = out ? out + off : agg;
+      add_row(run, x + off, dst, n);
+      run = dst;
+    }
+    if (out) std::copy(run, run + n, agg);
   };
+  auto reduce = [&](int64_t lane, int64_t lo, int64_t hi, V* agg) { local(lane, lo, hi, agg, nullptr); };
+  auto scan_local = [&](int64_t lane, int64_t lo, int64_t hi, V* agg) { local(lane, lo, hi, agg, y); };
   auto fold = [&](int64_t lane, const V* prev, const V* agg, V* next) {
     const V* s = start_of(lane, prev);
     for (int64_t c = 0, n = L.channels(lane); c < n; ++c) next[c] = s ? s[c] + agg[c] : agg[c];
   };
-  auto rescan = [&](int64_t lane, int64_t lo, int64_t hi, const V* carry) {
-    const int64_t base = L.base(lane), n = L.channels(lane);
+  auto fixup = [&](int64_t lane, int64_t lo, int64_t hi, const V* carry) {
     const V* s = start_of(lane, carry);
+    if (!s) return;  // the first block without an offset is already final
+    const int64_t base = L.base(lane), n = L.channels(lane);
     if (C == 1) {
-      rescan_contiguous(x + base + lo, y + base + lo, hi - lo, s ? *s : V(0), reverse);
+      add_scalar(y + base + lo, hi - lo, *s);
       return;
     }
-    for (int64_t i = 0; i < hi - lo; ++i) {
-      const int64_t off = base + (reverse ? hi - 1 - i : lo + i) * C;
-      add_row(s, x + off, y + off, n);
-      s = y + off;
-    }
+    for (int64_t t = lo; t < hi; ++t) add_row(s, y + base + t * C, y + base + t * C, n);
   };
-  chained_scan<V, V>(plan, L.cw, L.cw, reduce, fold, rescan);
+  chained_scan_fixup<V, V>(plan, L.cw, L.cw, reduce, fold, scan_local, fixup);
 }
 
 template <class V>

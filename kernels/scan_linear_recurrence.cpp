@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <complex>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/scan.h"
@@ -63,9 +64,10 @@ V rescan_one_channel(int64_t n, V h, Alpha&& alpha, Beta&& beta, Emit&& emit) {
   auto vector = [&](int64_t i) {
     batch<V> al = alpha(i, batch<V>{}), be = beta(i, batch<V>{});
     simd::lane_affine_scan<Reverse>(al, be);
-    batch<V> v = simd::madd(al, hb, be);
-    emit(i, v);
-    hb = Reverse ? simd::broadcast_first(v) : simd::broadcast_last(v);
+    emit(i, simd::madd(al, hb, be));
+    // The state carried to the next register is one fma away (the broadcasts are off the chain).
+    hb = Reverse ? simd::madd(simd::broadcast_first(al), hb, simd::broadcast_first(be))
+                 : simd::madd(simd::broadcast_last(al), hb, simd::broadcast_last(be));
   };
   if (!Reverse) {
     hb = batch<V>(h);
@@ -81,11 +83,55 @@ V rescan_one_channel(int64_t n, V h, Alpha&& alpha, Beta&& beta, Emit&& emit) {
   return h;
 }
 
-// W(0) for a scalar or a batch.
-template <class W>
-W zero() {
-  if constexpr (xsimd::is_batch<W>::value) return W(typename W::value_type(0));
-  else return W(0);
+// ---------------------------------------------------------------------------------------------
+// Several channels (C > 1): rows of channels, SIMD across them
+// ---------------------------------------------------------------------------------------------
+
+// (A, U) := step after (A, U), for h -> a h + b: U = a U + b, A = a A.
+template <class V>
+void step_rows(V* A, V* U, const V* a, const V* b, int64_t n) {
+  simd::for_channels<V>(
+      n, [](auto w, V* A, V* U, const V* a, const V* b) {
+        using W = decltype(w);
+        W at = simd::load<W>(a);
+        simd::store(U, simd::madd(at, simd::load<W>(U), simd::load<W>(b)));
+        simd::store(A, simd::mul(at, simd::load<W>(A)));
+      },
+      A, U, a, b);
+}
+// The same with conj(a): the backward recurrence's steps.
+template <class V>
+void step_rows_conj(V* A, V* U, const V* a, const V* b, int64_t n) {
+  simd::for_channels<V>(
+      n, [](auto w, V* A, V* U, const V* a, const V* b) {
+        using W = decltype(w);
+        W at = simd::conjugate(simd::load<W>(a));
+        simd::store(U, simd::madd(at, simd::load<W>(U), simd::load<W>(b)));
+        simd::store(A, simd::mul(at, simd::load<W>(A)));
+      },
+      A, U, a, b);
+}
+// h = a * s + b.
+template <class V>
+void apply_rows(const V* a, const V* s, const V* b, V* h, int64_t n) {
+  simd::for_channels<V>(
+      n, [](auto w, const V* a, const V* s, const V* b, V* h) {
+        using W = decltype(w);
+        simd::store(h, simd::madd(simd::load<W>(a), simd::load<W>(s), simd::load<W>(b)));
+      },
+      a, s, b, h);
+}
+// One backward step: g = conj(a_next) * g_next + dh, db = g, da = g * conj(h_prev).
+template <class V>
+void backward_rows(const V* a_next, const V* g_next, const V* dh, const V* h_prev, V* db, V* da, int64_t n) {
+  simd::for_channels<V>(
+      n, [](auto w, const V* an, const V* gn, const V* d, const V* hp, V* db, V* da) {
+        using W = decltype(w);
+        W g = simd::madd(simd::conjugate(simd::load<W>(an)), simd::load<W>(gn), simd::load<W>(d));
+        simd::store(db, g);
+        simd::store(da, simd::mul(g, simd::conjugate(simd::load<W>(hp))));
+      },
+      a_next, g_next, dh, h_prev, db, da);
 }
 
 }  // namespace
@@ -121,15 +167,7 @@ void linear_recurrence_forward(const V* a, const V* b, const V* h0, V* h, V* hT,
           [&](int64_t i, auto w) { return simd::load<decltype(w)>(bb + i); }, A[0], U[0]);
       return;
     }
-    for (int64_t t = lo; t < hi; ++t) {
-      const int64_t off = base + t * C;
-      simd::for_channels<V>(n, [&](int64_t c, auto w) {
-        using W = decltype(w);
-        W at = simd::load<W>(a + off + c);
-        simd::store(U + c, simd::madd(at, simd::load<W>(U + c), simd::load<W>(b + off + c)));
-        simd::store(A + c, simd::mul(at, simd::load<W>(A + c)));
-      });
-    }
+    for (int64_t t = lo; t < hi; ++t) step_rows(A, U, a + base + t * C, b + base + t * C, n);
   };
   auto fold = [&](int64_t lane, const V* prev, const V* agg, V* next) {
     const V* s = start_of(lane, prev);
@@ -146,13 +184,11 @@ void linear_recurrence_forward(const V* a, const V* b, const V* h0, V* h, V* hT,
           hi - lo, s ? *s : V(0), [&](int64_t i, auto w) { return simd::load<decltype(w)>(ab + i); },
           [&](int64_t i, auto w) { return simd::load<decltype(w)>(bb + i); }, [&](int64_t i, auto w) { simd::store(hb + i, w); });
     } else {
+      std::vector<V> zeros(s ? 0 : size_t(n), V(0));
+      if (!s) s = zeros.data();
       for (int64_t t = lo; t < hi; ++t) {
         const int64_t off = base + t * C;
-        simd::for_channels<V>(n, [&](int64_t c, auto w) {
-          using W = decltype(w);
-          W bt = simd::load<W>(b + off + c);
-          simd::store(h + off + c, s ? simd::madd(simd::load<W>(a + off + c), simd::load<W>(s + c), bt) : bt);
-        });
+        apply_rows(a + off, s, b + off, h + off, n);
         s = h + off;
       }
     }
@@ -182,12 +218,12 @@ void linear_recurrence_backward(const V* a, const V* h0, const V* h, const V* dh
   // Loaders of step t's upstream gradient, and of h_{t-1} (h0 or zero before the start).
   auto dh_at = [&](int64_t off, auto w) {
     using W = decltype(w);
-    return dh ? simd::load<W>(dh + off) : zero<W>();
+    return dh ? simd::load<W>(dh + off) : simd::zero<W>();
   };
   auto h_before = [&](int64_t lane, int64_t off, int64_t t, auto w) {
     using W = decltype(w);
     if (t > 0) return simd::load<W>(h + off - C);
-    return h0 ? simd::load<W>(h0 + L.state(lane) + (off - L.base(lane))) : zero<W>();
+    return h0 ? simd::load<W>(h0 + L.state(lane) + (off - L.base(lane))) : simd::zero<W>();
   };
 
   // Aggregate of a block in processing order (from its end): g_lo = A g_hi + U.
@@ -206,19 +242,11 @@ void linear_recurrence_backward(const V* a, const V* h0, const V* h, const V* dh
           [&](int64_t i, auto w) { return dh_at(db0 + i, w); }, A[0], U[0]);
       return;
     }
+    // The last step has no a_{t+1}: it composes with 1 (g_{T-1} = dhT + dh_{T-1}).
+    std::vector<V> ones(hi == T ? size_t(n) : 0, V(1)), zeros(dh ? 0 : size_t(n), V(0));
     for (int64_t t = hi - 1; t >= lo; --t) {
       const int64_t off = base + t * C;
-      simd::for_channels<V>(n, [&](int64_t c, auto w) {
-        using W = decltype(w);
-        W g = dh_at(off + c, w);
-        if (t + 1 < T) {
-          W al = simd::conjugate(simd::load<W>(a + off + C + c));
-          simd::store(U + c, simd::madd(al, simd::load<W>(U + c), g));
-          simd::store(A + c, simd::mul(al, simd::load<W>(A + c)));
-        } else {
-          simd::store(U + c, simd::load<W>(U + c) + g);
-        }
-      });
+      step_rows_conj(A, U, t + 1 < T ? a + off + C : ones.data(), dh ? dh + off : zeros.data(), n);
     }
   };
   auto fold = [&](int64_t lane, const V* prev, const V* agg, V* next) {
@@ -259,21 +287,22 @@ void linear_recurrence_backward(const V* a, const V* h0, const V* h, const V* dh
       if (lo == 0 && dh0) dh0[L.state(lane)] = simd::mul(simd::conjugate(a[base]), g);
       return;
     }
+    std::vector<V> ones(hi == T ? size_t(n) : 0, V(1)), zeros(size_t(n), V(0));
+    const V* h_start = h0 ? h0 + L.state(lane) : zeros.data();
+    if (!s) s = zeros.data();
     for (int64_t t = hi - 1; t >= lo; --t) {
       const int64_t off = base + t * C;
-      simd::for_channels<V>(n, [&](int64_t c, auto w) {
-        using W = decltype(w);
-        W g = dh_at(off + c, w);
-        if (s) g = t + 1 < T ? simd::madd(simd::conjugate(simd::load<W>(a + off + C + c)), simd::load<W>(s + c), g) : simd::load<W>(s + c) + g;
-        emit(lane, off + c, t, g);
-      });
+      backward_rows(t + 1 < T ? a + off + C : ones.data(), s, dh ? dh + off : zeros.data(),
+                    t > 0 ? h + off - C : h_start, db + off, da + off, n);
       s = db + off;
     }
     if (lo == 0 && dh0) {
-      simd::for_channels<V>(n, [&](int64_t c, auto w) {
-        using W = decltype(w);
-        simd::store(dh0 + L.state(lane) + c, simd::mul(simd::conjugate(simd::load<W>(a + base + c)), simd::load<W>(db + base + c)));
-      });
+      simd::for_channels<V>(
+          n, [](auto w, const V* a0, const V* g0, V* d) {
+            using W = decltype(w);
+            simd::store(d, simd::mul(simd::conjugate(simd::load<W>(a0)), simd::load<W>(g0)));
+          },
+          a + base, db + base, dh0 + L.state(lane));
     }
   };
   chained_scan<V, V>(plan, L.cw, 2 * L.cw, reduce, fold, rescan);

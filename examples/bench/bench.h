@@ -38,5 +38,6 @@ void bench_core(Bench& b);
 void bench_rope(Bench& b);
 void bench_attn(Bench& b);
 void bench_gla(Bench& b);
+void bench_scan(Bench& b);
 
 }  // namespace bench
