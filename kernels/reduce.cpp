@@ -6,6 +6,7 @@
 #include "core/parallel.h"
 #include "core/view.h"
 #include "kernels/elementwise.h"
+#include "kernels/scan_cumsum.h"
 #include "kernels/simd.h"
 
 namespace rotor::kernels {
@@ -296,21 +297,23 @@ Tensor cumsum(const Tensor& x, int64_t dim_in, bool reverse) {
     if (d > dim) C *= x.shape()[size_t(d)];
   }
   if (out.numel() == 0) return out;
-  dispatch_numeric(x.dtype(), "cumsum", [&](auto tag) {
-    using T = decltype(tag);
-    const T* in = static_cast<const T*>(xc.raw_data());
-    T* o = out.data<T>();
-    const int64_t col_chunk = 256, ncc = (C + col_chunk - 1) / col_chunk;
-    parallel_blocks(A * ncc, [&](int64_t i) {
-      int64_t a = i / ncc, c0 = (i % ncc) * col_chunk, c1 = std::min(C, c0 + col_chunk);
-      const T* src = in + a * L * C;
-      T* dst = o + a * L * C;
-      for (int64_t s = 0; s < L; ++s) {
-        int64_t l = reverse ? L - 1 - s : s;
-        const T* prev = s == 0 ? nullptr : dst + (reverse ? l + 1 : l - 1) * C;
-        for (int64_t c = c0; c < c1; ++c) dst[l * C + c] = prev ? prev[c] + src[l * C + c] : src[l * C + c];
-      }
+  if (is_floating(x.dtype())) {
+    // The parallel associative scan: parallel over rows and channels, and along time when a
+    // long sequence is all there is.
+    dispatch_float(x.dtype(), "cumsum", [&](auto tag) {
+      using T = decltype(tag);
+      cumsum_forward<T>(xc.data<T>(), nullptr, out.data<T>(), A, L, C, reverse);
     });
+    return out;
+  }
+  const int64_t* in = xc.data<int64_t>();
+  int64_t* o = out.data<int64_t>();
+  parallel_blocks(A, [&](int64_t a) {
+    for (int64_t s = 0; s < L; ++s) {
+      int64_t l = reverse ? L - 1 - s : s;
+      const int64_t* prev = s == 0 ? nullptr : o + (a * L + (reverse ? l + 1 : l - 1)) * C;
+      for (int64_t c = 0; c < C; ++c) o[(a * L + l) * C + c] = (prev ? prev[c] : 0) + in[(a * L + l) * C + c];
+    }
   });
   return out;
 }
