@@ -1,6 +1,7 @@
 #include "kernels/elementwise.h"
 
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "core/iter.h"
@@ -65,7 +66,13 @@ V apply_binary(V a, V b) {
   else if constexpr (op == Binary::Div) return a / b;
   else if constexpr (op == Binary::Pow) {
     if constexpr (is_scalar_v<V>) return V(std::pow(double(a), double(b)));
-    else return xsimd::pow(a, b);
+    else {
+      // xsimd's pow returns 0 for a zero base whatever the exponent; std::pow gives x^0 = 1
+      // (which the gradient of x^1 needs at 0) and 0^b = inf for b < 0.
+      const V zero(0);
+      V r = xsimd::select(b == zero, V(1), xsimd::pow(a, b));
+      return xsimd::select(a == zero && b < zero, V(std::numeric_limits<typename V::value_type>::infinity()), r);
+    }
   } else if constexpr (op == Binary::Maximum) return vmax(a, b);
   else if constexpr (op == Binary::Minimum) return vmin(a, b);
 }
