@@ -134,7 +134,9 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
     using T = decltype(tag);
     T* p = static_cast<T*>(t.raw_data());
     double delta = steps > 1 ? (end - start) / double(steps - 1) : 0.0;
-    for (int64_t i = 0; i < steps; ++i) p[i] = T(start + double(i) * delta);
+    // The second half counts back from end, so both end points are exact (as NumPy and PyTorch).
+    for (int64_t i = 0; i < steps; ++i)
+      p[i] = T(i < (steps + 1) / 2 ? start + double(i) * delta : end - double(steps - 1 - i) * delta);
   });
   return t;
 }
