@@ -42,8 +42,9 @@ std::string dict_value(const std::string& header, const std::string& key, const 
 }  // namespace
 
 Tensor npy_from_bytes(const std::string& bytes, const std::string& what) {
-  ROTOR_CHECK(bytes.size() >= 10 && std::memcmp(bytes.data(), kMagic, 6) == 0, "load_npy", what,
+  ROTOR_CHECK(bytes.size() >= 6 && std::memcmp(bytes.data(), kMagic, 6) == 0, "load_npy", what,
               ": not a .npy file (bad magic)");
+  ROTOR_CHECK(bytes.size() >= 10, "load_npy", what, ": truncated header (", bytes.size(), " bytes)");
   const int major = uint8_t(bytes[6]);
   ROTOR_CHECK(major >= 1 && major <= 3, "load_npy", what, ": unsupported .npy version ", major);
   size_t header_len = 0, pos = 0;
