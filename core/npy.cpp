@@ -77,21 +77,32 @@ Tensor npy_from_bytes(const std::string& bytes, const std::string& what) {
   std::string shape_text = dict_value(header, "shape", what);
   ROTOR_CHECK(shape_text.size() >= 2 && shape_text.front() == '(' && shape_text.back() == ')', "load_npy",
               what, ": malformed shape ", shape_text);
+  // A tuple repr: integers separated by commas, a trailing comma allowed ("(3,)").
   Shape shape;
   std::string inner = shape_text.substr(1, shape_text.size() - 2);
   size_t i = 0;
+  auto skip_spaces = [&] {
+    while (i < inner.size() && inner[i] == ' ') ++i;
+  };
+  skip_spaces();
   while (i < inner.size()) {
-    while (i < inner.size() && (inner[i] == ' ' || inner[i] == ',')) ++i;
-    if (i >= inner.size()) break;
     size_t j = i;
     while (j < inner.size() && inner[j] >= '0' && inner[j] <= '9') ++j;
     ROTOR_CHECK(j > i && j - i < 18, "load_npy", what, ": malformed shape ", shape_text);
     shape.push_back(std::stoll(inner.substr(i, j - i)));
     i = j;
+    skip_spaces();
+    if (i == inner.size()) break;
+    ROTOR_CHECK(inner[i] == ',', "load_npy", what, ": malformed shape ", shape_text);
+    ++i;
+    skip_spaces();
   }
-  const size_t nbytes = size_t(shape_numel(shape)) * dtype_size(dtype);
-  ROTOR_CHECK(bytes.size() - pos >= nbytes, "load_npy", what, ": truncated data (shape ", shape_str(shape),
-              " needs ", nbytes, " bytes, file has ", bytes.size() - pos, ")");
+  // Counted in double: a shape whose product overflows int64 must not wrap around to a small size.
+  double need = double(dtype_size(dtype));
+  for (int64_t d : shape) need *= double(d);
+  ROTOR_CHECK(need <= double(bytes.size() - pos), "load_npy", what, ": truncated data (shape ", shape_str(shape),
+              " needs ", need, " bytes, file has ", bytes.size() - pos, ")");
+  const size_t nbytes = size_t(need);
   Tensor t = Tensor::empty(shape, dtype);
   if (nbytes) std::memcpy(t.raw_data(), bytes.data() + pos, nbytes);
   return t;
