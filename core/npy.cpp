@@ -112,9 +112,10 @@ std::string npy_to_bytes(const Tensor& t) {
   std::string header = "{'descr': '" + descr_of(t.dtype()) + "', 'fortran_order': False, 'shape': (";
   for (int64_t d = 0; d < t.dim(); ++d) header += std::to_string(t.shape()[d]) + (t.dim() == 1 ? "," : d + 1 < t.dim() ? ", " : "");
   header += "), }";
-  // Pad so that magic + version + length + header is a multiple of 64, ending in '\n'.
+  // Pad so that magic + version + length + header is a multiple of 64, ending in '\n'; like
+  // numpy.save, with 1 to 64 spaces (a full 64 when already aligned), so the bytes match.
   size_t total = 10 + header.size() + 1;
-  header.append((64 - total % 64) % 64, ' ');
+  header.append(64 - total % 64, ' ');
   header += '\n';
   std::string out(kMagic, 6);
   out += char(1);
