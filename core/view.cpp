@@ -64,7 +64,8 @@ Tensor view(const Tensor& t, const Shape& shape) {
   return *v;
 }
 
-Tensor reshape(const Tensor& t, const Shape& shape) {
+Tensor reshape(const Tensor& t, const Shape& target) {
+  const Shape shape = infer_shape(target, t.numel(), "reshape");  // errors name reshape, not view
   if (auto v = try_view(t, shape)) return *v;
   return *try_view(clone(t), shape);
 }
