@@ -145,7 +145,7 @@ Tensor expand(const Tensor& t, const Shape& target) {
       continue;
     }
     int64_t have = t.shape()[i - lead], want = target[i] == -1 ? have : target[i];
-    ROTOR_CHECK(have == want || have == 1, "expand", "cannot expand shape ", shape_str(t.shape()), " to ",
+    ROTOR_CHECK(want >= 0 && (have == want || have == 1), "expand", "cannot expand shape ", shape_str(t.shape()), " to ",
                 shape_str(target));
     shape[i] = want;
     st[i] = have == want ? t.strides()[i - lead] : 0;
