@@ -303,7 +303,13 @@ Tensor logical_not(const Tensor& a) { return logical(Logical::Xor, a, full({}, 1
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   ROTOR_CHECK(cond.dtype() == DType::Bool, "where", "condition must be bool, got ", dtype_name(cond.dtype()));
   check_same_dtype(a, b, "where");
-  Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  Shape shape;
+  try {
+    shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  } catch (const Error&) {  // name all three shapes, not the intermediate broadcast
+    ROTOR_FAIL("where", "cannot broadcast condition ", shape_str(cond.shape()), ", a ", shape_str(a.shape()),
+               " and b ", shape_str(b.shape()));
+  }
   Tensor out = Tensor::empty(shape, a.dtype());
   StridedLoop<4> loop(shape, {out.strides(), broadcast_strides(cond.shape(), cond.strides(), shape),
                               broadcast_strides(a.shape(), a.strides(), shape),
