@@ -115,8 +115,13 @@ Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, 
 Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype()); }
 
 Tensor arange(double start, double end, double step, DType dtype) {
-  ROTOR_CHECK(step != 0, "arange", "step must be non-zero");
+  ROTOR_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), "arange",
+              "start, end and step must be finite, got ", start, ", ", end, ", ", step);
+  ROTOR_CHECK(step != 0, "arange", "step must be non-zero (start ", start, ", end ", end, ")");
   double count = std::ceil((end - start) / step);
+  // Past 2^53 the count is not even exact (and int64_t(count) overflows past 2^63).
+  ROTOR_CHECK(count < 0x1p53, "arange", "[", start, ", ", end, ") in steps of ", step, " has ", count,
+              " elements");
   int64_t n = count > 0 ? int64_t(count) : 0;
   Tensor t = Tensor::empty({n}, dtype);
   dispatch_numeric(dtype, "arange", [&](auto tag) {
