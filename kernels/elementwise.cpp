@@ -16,15 +16,20 @@ namespace {
 template <class V>
 constexpr bool is_scalar_v = std::is_arithmetic_v<V>;
 
+// maximum and minimum propagate a NaN from either side, as NumPy and PyTorch do; a bare
+// comparison (or the x86 max instruction) returns one fixed operand, so relu(NaN) was 0 and
+// maximum(NaN, 0) differed from maximum(0, NaN).
 template <class V>
 V vmax(V a, V b) {
-  if constexpr (is_scalar_v<V>) return a > b ? a : b;
-  else return xsimd::max(a, b);
+  if constexpr (std::is_integral_v<V>) return a > b ? a : b;
+  else if constexpr (is_scalar_v<V>) return a > b || std::isnan(a) ? a : b;
+  else return xsimd::select((a > b) | xsimd::isnan(a), a, b);
 }
 template <class V>
 V vmin(V a, V b) {
-  if constexpr (is_scalar_v<V>) return a < b ? a : b;
-  else return xsimd::min(a, b);
+  if constexpr (std::is_integral_v<V>) return a < b ? a : b;
+  else if constexpr (is_scalar_v<V>) return a < b || std::isnan(a) ? a : b;
+  else return xsimd::select((a < b) | xsimd::isnan(a), a, b);
 }
 template <class V>
 V vabs(V a) {
