@@ -22,11 +22,15 @@ T identity(Reduce op) {
     return op == Reduce::Max ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
 }
 
+// Max and min propagate NaN (as NumPy and PyTorch): a bare comparison drops it or keeps it
+// depending on where it sits, so min([1, 2, NaN, 4]) was 4.
 template <class V>
 V combine(Reduce op, V a, V b) {
   if (op == Reduce::Sum) return a + b;
-  if constexpr (std::is_arithmetic_v<V>) return op == Reduce::Max ? (a > b ? a : b) : (a < b ? a : b);
-  else return op == Reduce::Max ? xsimd::max(a, b) : xsimd::min(a, b);
+  if constexpr (std::is_integral_v<V>) return op == Reduce::Max ? (a > b ? a : b) : (a < b ? a : b);
+  else if constexpr (std::is_arithmetic_v<V>)
+    return (op == Reduce::Max ? a > b : a < b) || std::isnan(a) ? a : b;
+  else return xsimd::select((op == Reduce::Max ? a > b : a < b) | xsimd::isnan(a), a, b);
 }
 
 // Reduces n contiguous elements: four SIMD accumulators, then lanes, in a fixed order.
@@ -223,7 +227,10 @@ Tensor arg_reduce(const Tensor& x, int64_t dim_in, bool keepdim, bool want_max) 
         T bv = row[0];
         for (int64_t r = 1; r < R; ++r) {
           T val = row[r * C];
-          if (want_max ? val > bv : val < bv) bv = val, best = r;
+          bool better = want_max ? val > bv : val < bv;
+          // The first NaN wins, matching max/min.
+          if constexpr (std::is_floating_point_v<T>) better = better || (std::isnan(val) && !std::isnan(bv));
+          if (better) bv = val, best = r;
         }
         o[i] = best;
       }
