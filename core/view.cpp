@@ -27,7 +27,8 @@ Shape infer_shape(Shape shape, int64_t numel, const char* op) {
 
 std::optional<Tensor> try_view(const Tensor& t, const Shape& target) {
   Shape shape = infer_shape(target, t.numel(), "view");
-  if (t.is_contiguous()) return Tensor::view_of(t, shape, contiguous_strides(shape), t.offset());
+  // An empty tensor has no elements to lay out: any shape of the same size is a view of it.
+  if (t.is_contiguous() || t.numel() == 0) return Tensor::view_of(t, shape, contiguous_strides(shape), t.offset());
   // Group the old dims into runs that are contiguous among themselves; every new dim must fall
   // inside one run (the rule PyTorch's view uses).
   const Shape& os = t.shape();
