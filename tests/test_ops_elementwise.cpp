@@ -422,3 +422,83 @@ TEST_CASE("tril, triu and their masks on batched, non-square and strided inputs"
       }
     }
 }
+
+// ---- in place ----
+
+TEST_CASE("in-place ops write through strided views, broadcast the source and bump the version") {
+  Generator g(306);
+  for (DType dt : kFloatTypes) {
+    Tensor base = make({4, 6}, dt, Layout::Contiguous, g);
+    Tensor dst = slice(transpose(base, 0, 1), 0, 1, 6, 2);  // [3, 4], strides (2, 6)
+    const std::vector<double> before = values(dst), base_before = values(base);
+    Tensor src = make({4}, dt, Layout::Stepped, g);
+    const std::vector<double> sv = values(src);
+    uint64_t version = base.storage()->version();
+
+    add_(dst, src, -2.5);  // dst += -2.5 * src, src broadcast over rows
+    CHECK(base.storage()->version() > version);
+    std::vector<double> expect;
+    for (size_t i = 0; i < before.size(); ++i) expect.push_back(before[i] + -2.5 * sv[i % 4]);
+    check_values(dst, expect, ulps(dt, 4), "add_ with alpha");
+
+    const std::vector<double> mid = values(dst);
+    mul_(dst, src);
+    expect.clear();
+    for (size_t i = 0; i < mid.size(); ++i) expect.push_back(mid[i] * sv[i % 4]);
+    check_values(dst, expect, ulps(dt, 2), "mul_");
+
+    mul_(dst, 0.5);
+    for (double& v : expect) v *= 0.5;
+    check_values(dst, expect, ulps(dt, 2), "mul_ scalar");
+
+    copy_(dst, src);
+    expect.clear();
+    for (size_t i = 0; i < before.size(); ++i) expect.push_back(sv[i % 4]);
+    check_values(dst, expect, Tol{}, "copy_");
+
+    // Elements of base outside the view are untouched.
+    for_each_index(base.shape(), [&](const Index& i) {
+      const bool in_view = i[1] % 2 == 1;
+      if (!in_view) CHECK(read_at(base, i) == base_before[size_t(linear_index(i, base.shape()))]);
+    });
+
+    fill_(dst, 3.25);
+    for (double v : values(dst)) CHECK(v == 3.25);
+    zero_(dst);
+    for (double v : values(dst)) CHECK(v == 0);
+    version = base.storage()->version();
+    fill_(dst, 1.0);
+    CHECK(base.storage()->version() > version);
+  }
+  // In place on a tensor that requires grad is refused while grad mode is on.
+  Tensor w = ones({3});
+  w.requires_grad_();
+  CHECK(contains(error_of([&] { add_(w, ones({3})); }), "[add_]"));
+  {
+    NoGradGuard guard;
+    add_(w, ones({3}));
+  }
+  CHECK(values(w) == std::vector<double>{2, 2, 2});
+}
+
+TEST_CASE("maximum, minimum, relu, softplus and logsigmoid propagate NaN from either side") {
+  // As NumPy and PyTorch: a NaN input must not be swallowed (relu(NaN) = 0 would hide a
+  // diverging run), and maximum(a, b) must not depend on the operand order.
+  const double nan = std::nan("");
+  for (DType dt : kFloatTypes)
+    for (int64_t n : {1, 7, 16, 37}) {  // scalar tails and SIMD bodies
+      for (int64_t at = 0; at < n; at += 3) {
+        Tensor x = core::clone(core::to_dtype(arange(0.0, double(n), 1.0, DType::Float64), dt));
+        core::copy_into(core::narrow(x, 0, at, 1), scalar_tensor(nan, dt));
+        Tensor other = full({n}, 2.5, dt);
+        for (auto [name, y] : {std::pair{"maximum(x, c)", maximum(x, other)}, {"maximum(c, x)", maximum(other, x)},
+                               {"minimum(x, c)", minimum(x, other)}, {"minimum(c, x)", minimum(other, x)},
+                               {"relu", relu(x)}, {"softplus", softplus(x)}, {"logsigmoid", logsigmoid(x)}}) {
+          std::vector<double> v = values(y);
+          for (int64_t i = 0; i < n; ++i)
+            CHECK_MESSAGE(std::isnan(v[size_t(i)]) == (i == at), name, " n=", n, " nan at ", at, " index ", i, ": ",
+                          v[size_t(i)]);
+        }
+      }
+    }
+}

@@ -6,6 +6,8 @@
 #include <cmath>
 
 #include "core_test_util.h"
+#include "kernels/index.h"
+#include "kernels/reduce.h"
 
 using namespace rotor;
 using namespace testutil;
@@ -318,4 +320,72 @@ TEST_CASE("one_hot in float, int64 and bool") {
     check_values(oh, ref, Tol{}, "one_hot");
   }
   CHECK(contains(error_of([&] { one_hot(ids, 3); }), "[one_hot]"));
+}
+
+// ---- the adjoint kernels the backward passes use ----
+
+TEST_CASE("index_add, scatter_add and sum_to accumulate like their loop definitions") {
+  Generator g(704);
+  for (DType dt : {DType::Float32, DType::Float64})
+    for (int trial = 0; trial < 10; ++trial) {
+      // index_add: out[.., idx[i], ..] += src[.., i, ..], repeated indices accumulating.
+      Shape s = random_shape(g, 1, 3, 5, false);
+      const int64_t d = pick(g, 0, int64_t(s.size()));
+      Tensor idx = randint(0, s[size_t(d)], {pick(g, 0, 9)}, g);
+      Shape ss = s;
+      ss[size_t(d)] = idx.numel();
+      Tensor src = make(ss, dt, kLayouts[pick(g, 0, 6)], g);
+      std::vector<double> ref(size_t(shape_numel(s)), 0.0), mag(ref.size(), 0.0);
+      for_each_index(ss, [&](const Index& i) {
+        Index j = i;
+        j[size_t(d)] = int64_t(read_at(idx, {i[size_t(d)]}));
+        ref[size_t(linear_index(j, s))] += read_at(src, i);
+        mag[size_t(linear_index(j, s))] += std::fabs(read_at(src, i));
+      });
+      Tensor out = kernels::index_add(s, d, idx, src);
+      REQUIRE(out.shape() == s);
+      check_values(out, ref, [&](int64_t i) { return Tol{0, 2 * double(idx.numel()) * unit_roundoff(dt) * mag[size_t(i)]}; },
+                   "index_add");
+
+      // scatter_add: the adjoint of gather, along dim 1 of a [4, 5, 3] input.
+      Shape xs{4, 5, 3}, is{3, 7, 2};
+      Tensor gidx = make(is, DType::Int64, kLayouts[pick(g, 0, 6)], g, 0, 5);
+      Tensor gsrc = make(is, dt, kLayouts[pick(g, 0, 6)], g);
+      std::vector<double> gref(size_t(shape_numel(xs)), 0.0);
+      for_each_index(is, [&](const Index& i) {
+        gref[size_t(linear_index({i[0], int64_t(read_at(gidx, i)), i[2]}, xs))] += read_at(gsrc, i);
+      });
+      check_values(kernels::scatter_add(xs, 1, gidx, gsrc), gref, Tol{0, 16 * unit_roundoff(dt) * 8}, "scatter_add");
+
+      // sum_to: the inverse of broadcasting a shape up to g's shape.
+      Shape big = random_shape(g, 1, 4);
+      auto [small, unused] = broadcast_pair(big, Bcast::Left, g);
+      if (trial % 2) small = broadcast_pair(big, Bcast::RankExtension, g).first;
+      Tensor grad = make(big, dt, kLayouts[pick(g, 0, 6)], g);
+      Shape full = broadcast_shapes(small, big, "test");
+      if (full != big) continue;  // rank extension may have picked the longer shape
+      std::vector<double> sref(size_t(shape_numel(small)), 0.0), smag(sref.size(), 0.0);
+      for_each_index(big, [&](const Index& i) {
+        const size_t at = size_t(linear_index(broadcast_index(i, small), small));
+        sref[at] += read_at(grad, i);
+        smag[at] += std::fabs(read_at(grad, i));
+      });
+      Tensor summed = kernels::sum_to(grad, small);
+      REQUIRE(summed.shape() == small);
+      check_values(summed, sref,
+                   [&](int64_t i) { return Tol{0, 2 * double(grad.numel()) * unit_roundoff(dt) * smag[size_t(i)]}; },
+                   "sum_to " + shape_str(big) + " -> " + shape_str(small));
+    }
+}
+
+TEST_CASE("index_add with many repeated ids is bit-identical on 1 and 2 threads") {
+  Generator g(705);
+  Tensor ids = randint(0, 300, {40000}, g);
+  Tensor src = randn({40000, 96}, g);
+  Tensor one;
+  {
+    ThreadGuard guard(1);
+    one = kernels::index_add({300, 96}, 0, ids, src);
+  }
+  CHECK(same_bits(one, kernels::index_add({300, 96}, 0, ids, src)));
 }

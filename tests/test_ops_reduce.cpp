@@ -423,3 +423,28 @@ TEST_CASE("large reductions are bit-identical on 1 and 2 threads") {
   // A pairwise/blocked sum does far better than the worst case: within 1e-4 of sum|x|.
   CHECK(std::fabs(one[0].item() - s) <= 1e-4 * a);
 }
+
+TEST_CASE("max, min, argmax and argmin propagate NaN wherever it sits in the row") {
+  // max/min of a row holding NaN is NaN (NumPy, PyTorch); argmax/argmin point at the first NaN.
+  // Row lengths cover the scalar tail, one SIMD batch and the four-accumulator body; the
+  // reduced dim is the last (contiguous path) or the first (middle-block path).
+  const double nan = std::nan("");
+  Generator gen(411);
+  for (DType dt : {DType::Float32, DType::Float64})
+    for (int64_t n : {1, 3, 9, 16, 70})
+      for (int64_t at = 0; at < n; at += (n > 9 ? 5 : 1))
+        for (int64_t dim : {1, 0}) {
+          Tensor x = core::clone(core::to_dtype(rand({2, n}, gen, DType::Float64), dt));
+          core::copy_into(core::narrow(core::select(x, 0, 1), 0, at, 1), scalar_tensor(nan, dt));
+          core::copy_into(core::narrow(core::select(x, 0, 0), 0, n - 1 - at, 1), scalar_tensor(nan, dt));
+          if (dim == 0) x = core::contiguous(core::transpose(x, 0, 1));  // [n, 2], reduce the rows
+          const std::string where = "n=" + std::to_string(n) + " nan at " + std::to_string(at) + " dim " +
+                                    std::to_string(dim);
+          const std::vector<double> first_nan{double(n - 1 - at), double(at)};
+          for (double v : values(rotor::max(x, {dim}))) CHECK_MESSAGE(std::isnan(v), "max ", where);
+          for (double v : values(rotor::min(x, {dim}))) CHECK_MESSAGE(std::isnan(v), "min ", where);
+          CHECK_MESSAGE(std::isnan(rotor::max(x).item()), "max all ", where);
+          CHECK_MESSAGE(values(argmax(x, dim)) == first_nan, "argmax ", where);
+          CHECK_MESSAGE(values(argmin(x, dim)) == first_nan, "argmin ", where);
+        }
+}

@@ -398,3 +398,28 @@ TEST_CASE("random tensors are bit-identical on 1 and 2 threads") {
   TensorList two = draw();
   for (size_t i = 0; i < one.size(); ++i) CHECK(same_bits(one[i], two[i]));
 }
+
+TEST_CASE("flatten merges a range of dims") {
+  Generator g(12);
+  Tensor x = make({2, 3, 4, 5}, DType::Float32, Layout::Permuted, g);
+  CHECK(flatten(x).shape() == Shape{120});
+  CHECK(flatten(x, 1).shape() == Shape{2, 60});
+  CHECK(flatten(x, 1, 2).shape() == Shape{2, 12, 5});
+  CHECK(flatten(x, -2, -1).shape() == Shape{2, 3, 20});
+  CHECK(flatten(x, 2, 2).shape() == x.shape());
+  CHECK(flatten(scalar_tensor(1.0)).shape() == Shape{1});
+  check_values(flatten(x, 0, 2), values(x), Tol{}, "flatten");
+}
+
+TEST_CASE("squeeze, unsqueeze and views of empty tensors share storage whatever the strides") {
+  Generator g(13);
+  Tensor y = make({2, 1, 3, 1}, DType::Float64, Layout::Permuted, g);
+  CHECK(squeeze(y).storage().get() == y.storage().get());
+  CHECK(unsqueeze(y, 2).storage().get() == y.storage().get());
+  CHECK(flatten(make({4, 3}, DType::Float32, Layout::Stepped, g), 1).storage() != nullptr);
+  // An empty tensor holds no elements, so any shape of the same (zero) size is a view of it.
+  Tensor e = core::transpose(zeros({3, 0}), 0, 1);
+  CHECK(view(e, {0, 3}).shape() == Shape{0, 3});
+  CHECK(view(e, {3, 0, 2}).shape() == Shape{3, 0, 2});
+  CHECK(view(e, {3, 0, 2}).storage().get() == e.storage().get());
+}
