@@ -105,6 +105,11 @@ Tensor npy_from_bytes(const std::string& bytes, const std::string& what) {
   const size_t nbytes = size_t(need);
   Tensor t = Tensor::empty(shape, dtype);
   if (nbytes) std::memcpy(t.raw_data(), bytes.data() + pos, nbytes);
+  // NumPy reads any nonzero byte as True; a C++ bool must hold exactly 0 or 1.
+  if (dtype == DType::Bool) {
+    unsigned char* b = static_cast<unsigned char*>(t.raw_data());
+    for (size_t k = 0; k < nbytes; ++k) b[k] = b[k] != 0;
+  }
   return t;
 }
 
