@@ -59,6 +59,7 @@ TEST_CASE("concat, stack, split and chunk errors") {
   check_error([] { concat({ones({2}), ones({2})}, 1); }, {"[concat]", "dim 1", "1 dims"});
   check_error([] { stack({ones({2}), ones({3})}, 0); }, {"[stack]", "[2]", "[3]"});
   check_error([] { split(ones({5, 2}), {2, 2}, 0); }, {"[split]", "4", "[5, 2]"});
+  check_error([] { split(ones({5}), {-1, 6}, 0); }, {"[split]", "-1"});
   check_error([] { chunk(ones({5}), 0, 0); }, {"[chunk]", "0"});
 }
 

@@ -135,6 +135,12 @@ TEST_CASE("npy files written like numpy.save load, and rotor writes the same byt
   CHECK(npy_from_bytes(nb).to_vector<bool>() == b);
   CHECK(npy_to_bytes(npy_from_bytes(nb)) == nb);
 
+  // NumPy reads any nonzero byte of a bool array as True; so must rotor (a C++ bool holding 2
+  // would compare unequal to true).
+  Tensor odd = npy_from_bytes(numpy_file("|b1", "(4,)", std::string{char(0), char(2), char(255), char(1)}));
+  CHECK(eq(odd, full({4}, 1, DType::Bool)).to_vector<bool>() == std::vector<bool>{false, true, true, true});
+  CHECK(logical_not(odd).to_vector<bool>() == std::vector<bool>{true, false, false, false});
+
   std::string n0 = numpy_file("<f8", "()", raw_bytes(std::vector<double>{2.5}));
   CHECK(npy_from_bytes(n0).dim() == 0);
   CHECK(npy_from_bytes(n0).item() == 2.5);

@@ -389,3 +389,13 @@ TEST_CASE("index_add with many repeated ids is bit-identical on 1 and 2 threads"
   }
   CHECK(same_bits(one, kernels::index_add({300, 96}, 0, ids, src)));
 }
+
+TEST_CASE("stack of 0-d tensors is 1-D; concat of one tensor copies it") {
+  Tensor s = stack({scalar_tensor(1.0), scalar_tensor(2.0), scalar_tensor(3.0)}, 0);
+  CHECK(s.shape() == Shape{3});
+  CHECK(s.to_vector<float>() == std::vector<float>{1, 2, 3});
+  Tensor x = from_vector<float>({1, 2, 3, 4}, {2, 2});
+  Tensor c = concat({x}, 1);
+  CHECK(c.storage().get() != x.storage().get());
+  CHECK(c.to_vector<float>() == x.to_vector<float>());
+}
