@@ -199,6 +199,9 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) 
 Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   std::vector<int64_t> dims = normalize_dims(dims_in, x.dim(), "logsumexp");
   dispatch_float(x.dtype(), "logsumexp", [](auto) {});
+  for (int64_t d : dims)  // the log of an empty sum, not an error from the max inside
+    if (x.shape()[size_t(d)] == 0)
+      return full(reduced_shape(x.shape(), dims, keepdim), -std::numeric_limits<double>::infinity(), x.dtype());
   Tensor m = reduce(Reduce::Max, x, dims, true);
   // A row of -inf has max -inf: shift by 0 instead so the result is -inf, not NaN.
   Tensor finite = compare(Compare::Eq, binary(Binary::Sub, m, m), zeros({}, m.dtype()));
