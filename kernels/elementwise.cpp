@@ -336,7 +336,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 Tensor triangle_mask(int64_t rows, int64_t cols, int64_t k, bool lower) {
-  ROTOR_CHECK(rows >= 0 && cols >= 0, "triangle_mask", "negative size ", rows, "x", cols);
+  ROTOR_CHECK(rows >= 0 && cols >= 0, lower ? "tril_mask" : "triu_mask", "negative size ", rows, "x", cols);
   Tensor out = Tensor::empty({rows, cols}, DType::Bool);
   bool* o = out.data<bool>();
   for (int64_t i = 0; i < rows; ++i)
