@@ -148,6 +148,8 @@ TEST_CASE("creation errors: bad arange steps and bounds, negative sizes, empty r
   check_error([] { arange(0, 1e30, 1); }, {"[arange]", "1e+30"});
   check_error([] { arange(0, 3, 1, DType::Bool); }, {"[arange]", "bool"});
   check_error([] { linspace(0, 1, -1); }, {"[linspace]", "-1"});
+  check_error([] { tril_mask(-1, 3); }, {"[tril_mask]", "-1"});
+  check_error([] { triu_mask(2, -4); }, {"[triu_mask]", "-4"});
   check_error([] { zeros({2, -1}); }, {"[empty]", "[2, -1]"});
   check_error([] { full({-3}, 1.0); }, {"[empty]", "[-3]"});
   Generator g(1);

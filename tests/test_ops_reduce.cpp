@@ -448,3 +448,19 @@ TEST_CASE("max, min, argmax and argmin propagate NaN wherever it sits in the row
           CHECK_MESSAGE(values(argmin(x, dim)) == first_nan, "argmin ", where);
         }
 }
+
+TEST_CASE("reductions over an empty dim: sum 0, mean NaN, logsumexp -inf, max an error") {
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Tensor x = zeros({2, 0, 3}, dt);
+    CHECK(values(sum(x, {1})) == std::vector<double>(6, 0.0));
+    for (double v : values(mean(x, {1}))) CHECK(std::isnan(v));
+    Tensor l = logsumexp(x, {1});
+    REQUIRE(l.shape() == Shape{2, 3});
+    for (double v : values(l)) CHECK(v == -kInf);
+    CHECK(logsumexp(x, {1}, true).shape() == Shape{2, 1, 3});
+    CHECK(logsumexp(x).item() == -kInf);
+    CHECK(softmax(x, 1).shape() == x.shape());
+    CHECK(contains(error_of([&] { rotor::max(x, {1}); }), "[max]"));
+    CHECK(contains(error_of([&] { argmin(x, 1); }), "[argmin]"));
+  }
+}
