@@ -423,3 +423,25 @@ TEST_CASE("squeeze, unsqueeze and views of empty tensors share storage whatever 
   CHECK(view(e, {3, 0, 2}).shape() == Shape{3, 0, 2});
   CHECK(view(e, {3, 0, 2}).storage().get() == e.storage().get());
 }
+
+TEST_CASE("freed blocks are cached, reused for the same size class, and released on request") {
+  release_cached_memory();
+  const MemoryStats s0 = memory_stats();
+  CHECK(s0.cached_bytes == 0);
+  { Tensor x = zeros({100000}); }  // 400 kB: freed into the cache, not to the system
+  const MemoryStats s1 = memory_stats();
+  CHECK(s1.live_bytes == s0.live_bytes);
+  CHECK(s1.cached_bytes >= 400000);
+  {
+    Tensor y = Tensor::empty({99000});  // same size class: the cached block comes back
+    CHECK(memory_stats().cached_bytes == 0);
+    CHECK(memory_stats().live_bytes == s0.live_bytes + s1.cached_bytes);
+  }
+  reset_peak_memory();
+  CHECK(memory_stats().peak_bytes == memory_stats().live_bytes);
+  { Tensor z = zeros({1000}, DType::Float64); }
+  CHECK(memory_stats().peak_bytes >= memory_stats().live_bytes + 8000);
+  release_cached_memory();
+  CHECK(memory_stats().cached_bytes == 0);
+  CHECK(memory_stats().live_bytes == s0.live_bytes);
+}
