@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <ostream>
@@ -10,7 +11,14 @@
 namespace rotor {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  for (int64_t d : shape) ROTOR_CHECK(d >= 0, "empty", "negative dimension in shape ", shape_str(shape));
+  // Sizes, strides and the byte count must all fit in int64 (a wrapped product would give a
+  // tensor claiming more elements than its buffer holds).
+  int64_t bytes = int64_t(dtype_size(dtype));
+  for (int64_t d : shape) {
+    ROTOR_CHECK(d >= 0, "empty", "negative dimension in shape ", shape_str(shape));
+    ROTOR_CHECK(!__builtin_mul_overflow(bytes, std::max<int64_t>(d, 1), &bytes), "empty", "shape ",
+                shape_str(shape), " is too large");
+  }
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = Storage::allocate(size_t(shape_numel(shape)) * dtype_size(dtype));
   impl->shape = shape;
