@@ -152,6 +152,9 @@ TEST_CASE("creation errors: bad arange steps and bounds, negative sizes, empty r
   check_error([] { triu_mask(2, -4); }, {"[triu_mask]", "-4"});
   check_error([] { zeros({2, -1}); }, {"[empty]", "[2, -1]"});
   check_error([] { full({-3}, 1.0); }, {"[empty]", "[-3]"});
+  // 2^40 * 2^40 elements wrap to 0 in int64: the shape must be refused, not given a tiny buffer.
+  check_error([] { zeros({int64_t(1) << 40, int64_t(1) << 40}); }, {"[empty]", "[1099511627776, 1099511627776]"});
+  check_error([] { Tensor::empty({int64_t(1) << 61, 4}, DType::Float64); }, {"[empty]", "too large"});
   Generator g(1);
   check_error([&] { randint(3, 3, {2}, g); }, {"[randint]", "[3, 3)"});
   check_error([&] { g.next_int(5, 1); }, {"[randint]", "[5, 1)"});

@@ -155,14 +155,17 @@ TEST_CASE("npy files written like numpy.save load, and rotor writes the same byt
   CHECK(npy_from_bytes(numpy_file("<f4", "(2, 3)", raw_bytes(f), false, 3)).to_vector<float>() == f);
 
   // When magic + length + dict + '\n' already fill 128 bytes numpy still pads a full 64 spaces.
-  // An empty array with long dims puts the header there: 10 + 53 + (11 + 53 digits) + 1 = 128.
-  const int64_t e12 = 1'000'000'000'000;
-  for (Shape s : {Shape{0, 10 * e12, e12, e12, e12}, Shape{0, 10 * e12, e12, e12, 10 * e12}}) {
-    std::string file = numpy_file("<f4", shape_repr(s), "");
-    Tensor t = npy_from_bytes(file);
-    CHECK(t.shape() == s);
-    CHECK_MESSAGE(npy_to_bytes(t) == file, shape_str(s), " header ", file.size(), " bytes");
-  }
+  // Twenty 1s and a 10 put the header there: 10 + (53 + 64) + 1 = 128.
+  Shape aligned(20, 1);
+  aligned.push_back(10);
+  std::vector<float> ten(10);
+  for (size_t k = 0; k < ten.size(); ++k) ten[k] = float(k) - 4.5f;
+  std::string file = numpy_file("<f4", shape_repr(aligned), raw_bytes(ten));
+  CHECK(file.size() == 192 + 40);
+  Tensor t = npy_from_bytes(file);
+  CHECK(t.shape() == aligned);
+  CHECK(t.to_vector<float>() == ten);
+  CHECK(npy_to_bytes(t) == file);
 }
 
 TEST_CASE("malformed npy files raise rotor::Error naming the problem") {
