@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/gradcheck.h"
+#include "kernels/gla.h"
 
 namespace rotor {
 
@@ -36,16 +37,139 @@ GlaOut gla_unfused(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
   return {stack(outs, 1), S};
 }
 
+namespace {
+template <class T>
+const T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+template <class T>
+T* data_or_null(Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+enum class GlaForm { Recurrent, Chunked };
+
+// One autograd node around the recurrent or chunked kernels (same signature, same gradients).
+GlaOut gla_fused(const OpDef& op, GlaForm form, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                 const Tensor& g_in, double scale, const Tensor& h0_in, int64_t chunk) {
+  check_gla(q_in, k_in, v_in, g_in, h0_in, op.name);
+  for (const Tensor* t : {&k_in, &v_in, &g_in, &h0_in})
+    ROTOR_CHECK(!t->defined() || t->dtype() == q_in.dtype(), op.name, "dtype mismatch: ", dtype_name(q_in.dtype()),
+                " vs ", dtype_name(t->dtype()));
+  ROTOR_CHECK(chunk > 0, op.name, "chunk size must be positive, got ", chunk);
+  const kernels::GlaDims d{q_in.size(0), q_in.size(1), q_in.size(2), q_in.size(3), v_in.size(3)};
+  const double s = resolve_scale(scale, q_in);
+  Tensor q = core::contiguous(q_in), k = core::contiguous(k_in), v = core::contiguous(v_in), g = core::contiguous(g_in);
+  Tensor h0 = h0_in.defined() ? core::contiguous(h0_in) : Tensor();
+  Tensor o = Tensor::empty({d.B, d.T, d.H, d.V}, q.dtype()), ht = Tensor::empty({d.B, d.H, d.K, d.V}, q.dtype());
+  dispatch_float(q.dtype(), op.name, [&](auto tag) {
+    using T = decltype(tag);
+    if (form == GlaForm::Recurrent)
+      kernels::gla_recurrent_forward<T>(d, q.data<T>(), k.data<T>(), v.data<T>(), g.data<T>(), data_or_null<T>(h0),
+                                        o.data<T>(), ht.data<T>(), T(s));
+    else
+      kernels::gla_chunked_forward<T>(d, q.data<T>(), k.data<T>(), v.data<T>(), g.data<T>(), data_or_null<T>(h0),
+                                      o.data<T>(), ht.data<T>(), T(s), chunk);
+  });
+  if (needs_grad({q_in, k_in, v_in, g_in, h0_in}))
+    record(op, {q_in, k_in, v_in, g_in, h0_in}, {o, ht},
+           [sq = save(q), sk = save(k), sv = save(v), sg = save(g), sh = save(h0), d, s, form, chunk](
+               const TensorList& grads, const std::vector<bool>& needs) {
+             const Tensor &qv = sq.get(), &kv = sk.get(), &vv = sv.get(), &gv = sg.get(), &hv = sh.get();
+             Tensor dout = core::contiguous(grads[0]), dht = core::contiguous(grads[1]);
+             // The kernels write all of dq, dk, dv, dg; only dh0 is optional.
+             Tensor dq = empty_like(qv), dk = empty_like(kv), dv = empty_like(vv), dg = empty_like(gv);
+             Tensor dh0 = needs[4] ? Tensor::empty({d.B, d.H, d.K, d.V}, qv.dtype()) : Tensor();
+             dispatch_float(qv.dtype(), "gla", [&](auto tag) {
+               using T = decltype(tag);
+               if (form == GlaForm::Recurrent)
+                 kernels::gla_recurrent_backward<T>(d, qv.data<T>(), kv.data<T>(), vv.data<T>(), gv.data<T>(),
+                                                    data_or_null<T>(hv), dout.data<T>(), dht.data<T>(), dq.data<T>(),
+                                                    dk.data<T>(), dv.data<T>(), dg.data<T>(), data_or_null<T>(dh0), T(s));
+               else
+                 kernels::gla_chunked_backward<T>(d, qv.data<T>(), kv.data<T>(), vv.data<T>(), gv.data<T>(),
+                                                  data_or_null<T>(hv), dout.data<T>(), dht.data<T>(), dq.data<T>(),
+                                                  dk.data<T>(), dv.data<T>(), dg.data<T>(), data_or_null<T>(dh0), T(s),
+                                                  chunk);
+             });
+             return TensorList{dq, dk, dv, dg, dh0};
+           });
+  return {o, ht};
+}
+}  // namespace
+
+static const OpDef kGlaRecurrent{"gla_recurrent"}, kGlaChunked{"gla_chunked"}, kGlaComplex{"gla_complex_recurrent"};
+
 GlaOut gla_recurrent(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, double scale,
                      const Tensor& initial_state) {
-  return gla_unfused(q, k, v, g, scale, initial_state);
+  return gla_fused(kGlaRecurrent, GlaForm::Recurrent, q, k, v, g, scale, initial_state, 1);
 }
 
 GlaOut gla_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, double scale,
-                   const Tensor& initial_state, int64_t) {
-  return gla_unfused(q, k, v, g, scale, initial_state);
+                   const Tensor& initial_state, int64_t chunk_size) {
+  return gla_fused(kGlaChunked, GlaForm::Chunked, q, k, v, g, scale, initial_state, chunk_size);
 }
 
+GlaOut gla_complex_recurrent(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& g_in,
+                             const Tensor& dtheta_in, double scale, const Tensor& h0_in) {
+  const char* op = kGlaComplex.name;
+  ROTOR_CHECK(q_in.dim() == 4 && q_in.size(3) % 2 == 0, op, "q must be [B, T, H, K] with even K, got ",
+              shape_str(q_in.shape()));
+  const int64_t R = q_in.size(3) / 2;
+  Shape pairs{q_in.size(0), q_in.size(1), q_in.size(2), R};
+  ROTOR_CHECK(g_in.shape() == pairs && dtheta_in.shape() == pairs, op, "g and dtheta must be ", shape_str(pairs),
+              ", got ", shape_str(g_in.shape()), " and ", shape_str(dtheta_in.shape()));
+  check_gla(q_in, k_in, v_in, /*g=*/q_in, h0_in, op);  // g has its own pair shape, checked above
+  const kernels::GlaDims d{q_in.size(0), q_in.size(1), q_in.size(2), q_in.size(3), v_in.size(3)};
+  const double s = resolve_scale(scale, q_in);
+  Tensor q = core::contiguous(q_in), k = core::contiguous(k_in), v = core::contiguous(v_in), g = core::contiguous(g_in);
+  Tensor th = core::contiguous(dtheta_in), h0 = h0_in.defined() ? core::contiguous(h0_in) : Tensor();
+  Tensor o = Tensor::empty({d.B, d.T, d.H, d.V}, q.dtype()), ht = Tensor::empty({d.B, d.H, d.K, d.V}, q.dtype());
+  dispatch_float(q.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::gla_complex_recurrent_forward<T>(d, q.data<T>(), k.data<T>(), v.data<T>(), g.data<T>(), th.data<T>(),
+                                              data_or_null<T>(h0), o.data<T>(), ht.data<T>(), T(s));
+  });
+  if (needs_grad({q_in, k_in, v_in, g_in, dtheta_in, h0_in}))
+    record(kGlaComplex, {q_in, k_in, v_in, g_in, dtheta_in, h0_in}, {o, ht},
+           [sq = save(q), sk = save(k), sv = save(v), sg = save(g), st = save(th), sh = save(h0), d, s](
+               const TensorList& grads, const std::vector<bool>& needs) {
+             const Tensor &qv = sq.get(), &kv = sk.get(), &vv = sv.get(), &gv = sg.get(), &tv = st.get(), &hv = sh.get();
+             Tensor dout = core::contiguous(grads[0]), dht = core::contiguous(grads[1]);
+             Tensor dq = empty_like(qv), dk = empty_like(kv), dv = empty_like(vv), dg = empty_like(gv), dth = empty_like(tv);
+             Tensor dh0 = needs[5] ? Tensor::empty({d.B, d.H, d.K, d.V}, qv.dtype()) : Tensor();
+             dispatch_float(qv.dtype(), "gla_complex_recurrent", [&](auto tag) {
+               using T = decltype(tag);
+               kernels::gla_complex_recurrent_backward<T>(d, qv.data<T>(), kv.data<T>(), vv.data<T>(), gv.data<T>(),
+                                                          tv.data<T>(), data_or_null<T>(hv), dout.data<T>(), dht.data<T>(),
+                                                          dq.data<T>(), dk.data<T>(), dv.data<T>(), dg.data<T>(),
+                                                          dth.data<T>(), data_or_null<T>(dh0), T(s));
+             });
+             return TensorList{dq, dk, dv, dg, dth, dh0};
+           });
+  return {o, ht};
+}
+
+ROTOR_GRADCHECK({"gla_recurrent", {input({2, 5, 2, 3}), transposed({2, 5, 2, 3}), input({2, 5, 2, 2}), input({2, 5, 2, 3}, -3.0, 0.0), input({2, 2, 3, 2})},
+                 [](auto& x) {
+                   auto r = gla_recurrent(x[0], x[1], x[2], x[3], -1, x[4]);
+                   return TensorList{r.o, r.final_state};
+                 }});
+ROTOR_GRADCHECK({"gla_chunked", {input({1, 11, 2, 3}), input({1, 11, 2, 3}), sliced({1, 11, 2, 4}), input({1, 11, 2, 3}, -3.0, 0.0), input({1, 2, 3, 4})},
+                 [](auto& x) {
+                   auto r = gla_chunked(x[0], x[1], x[2], x[3], 0.8, x[4], 4);  // chunks of 4: a ragged last chunk
+                   return TensorList{r.o, r.final_state};
+                 }});
+ROTOR_GRADCHECK({"gla_chunked_no_initial_state", {input({1, 9, 1, 2}), input({1, 9, 1, 2}), input({1, 9, 1, 3}), input({1, 9, 1, 2}, -30.0, 0.0)},
+                 [](auto& x) {
+                   auto r = gla_chunked(x[0], x[1], x[2], x[3], -1, Tensor(), 3);  // strong gates
+                   return TensorList{r.o, r.final_state};
+                 }});
+ROTOR_GRADCHECK({"gla_complex_recurrent", {input({1, 4, 2, 4}), input({1, 4, 2, 4}), input({1, 4, 2, 3}), input({1, 4, 2, 2}, -2.0, 0.0), input({1, 4, 2, 2}), input({1, 2, 4, 3})},
+                 [](auto& x) {
+                   auto r = gla_complex_recurrent(x[0], x[1], x[2], x[3], x[4], -1, x[5]);
+                   return TensorList{r.o, r.final_state};
+                 }});
 ROTOR_GRADCHECK({"gla_unfused", {input({1, 3, 2, 2}), input({1, 3, 2, 2}), input({1, 3, 2, 3}), input({1, 3, 2, 2}, -2.0, 0.0), input({1, 2, 2, 3})},
                  [](auto& x) {
                    auto r = gla_unfused(x[0], x[1], x[2], x[3], -1, x[4]);

@@ -16,6 +16,13 @@ GlaOut gla_recurrent(const Tensor& q, const Tensor& k, const Tensor& v, const Te
                      const Tensor& initial_state = Tensor());
 GlaOut gla_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, double scale = -1,
                    const Tensor& initial_state = Tensor(), int64_t chunk_size = 64);
+// The complex-valued recurrence of MATH.md §3 ("the RoPE trick"): q and k read as K/2 complex
+// numbers (half-split), per-pair log-decays g and angle increments dtheta [B, T, H, K/2],
+//   h_t = (exp(g_t) e^{-i dtheta_t}) ⊙ h_{t-1} + z_{k,t} v_t^T,   o_t = scale Re(conj(z_{q,t})^T h_t).
+// States [B, H, K, V] hold Re h in rows r < K/2 and Im h in rows r + K/2.
+GlaOut gla_complex_recurrent(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, const Tensor& dtheta,
+                             double scale = -1, const Tensor& initial_state = Tensor());
+
 // The recurrence written with ordinary ops, one step at a time: the reference.
 GlaOut gla_unfused(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, double scale = -1,
                    const Tensor& initial_state = Tensor());

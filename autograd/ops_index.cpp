@@ -28,6 +28,12 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
   ROTOR_CHECK(weight.dim() == 2, "embedding", "weight must be [num_embeddings, dim], got ", shape_str(weight.shape()));
   ROTOR_CHECK(ids.dtype() == DType::Int64, "embedding", "ids must be int64, got ", dtype_name(ids.dtype()));
+  // Checked here so the error names embedding and the table, not the index_select inside.
+  const Tensor flat = core::contiguous(ids);
+  const int64_t* id = flat.data<int64_t>();
+  for (int64_t i = 0; i < flat.numel(); ++i)
+    ROTOR_CHECK(id[i] >= 0 && id[i] < weight.shape()[0], "embedding", "id ", id[i], " at position ", i,
+                " out of range for a weight of shape ", shape_str(weight.shape()));
   Shape shape = ids.shape();
   shape.push_back(weight.shape()[1]);
   return reshape(index_select(weight, 0, reshape(ids.detach(), {ids.numel()})), shape);

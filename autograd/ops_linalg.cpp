@@ -11,6 +11,9 @@ static const OpDef kMatmul{"matmul"};
 Tensor matmul(const Tensor& a, const Tensor& b) {
   ROTOR_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul", "operands must have at least one dim, got ",
               shape_str(a.shape()), " and ", shape_str(b.shape()));
+  // Checked here on the shapes as given: below, 1-D operands are promoted to matrices.
+  const int64_t ka = a.shape().back(), kb = b.dim() == 1 ? b.shape()[0] : b.shape()[size_t(b.dim() - 2)];
+  ROTOR_CHECK(ka == kb, "matmul", "inner dims differ: ", shape_str(a.shape()), " @ ", shape_str(b.shape()));
   if (a.dim() == 1 || b.dim() == 1) {
     Tensor out = matmul(a.dim() == 1 ? unsqueeze(a, 0) : a, b.dim() == 1 ? unsqueeze(b, 1) : b);
     if (b.dim() == 1) out = squeeze(out, -1);

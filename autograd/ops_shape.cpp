@@ -158,7 +158,10 @@ Tensor stack(const TensorList& xs, int64_t dim) {
 TensorList split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
   int64_t d = normalize_dim(dim, x.dim(), "split");
   int64_t total = 0;
-  for (int64_t s : sizes) total += s;
+  for (int64_t s : sizes) {
+    ROTOR_CHECK(s >= 0, "split", "negative size ", s, " in ", shape_str(sizes));
+    total += s;
+  }
   ROTOR_CHECK(total == x.shape()[size_t(d)], "split", "sizes add up to ", total, " but dim ", d, " of shape ",
               shape_str(x.shape()), " has ", x.shape()[size_t(d)]);
   TensorList out;

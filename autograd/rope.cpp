@@ -63,7 +63,37 @@ const T* ptr_or_null(const Tensor& t) {
 }
 }  // namespace
 
-static const OpDef kSelectiveRope{"selective_rope"}, kRope{"rope"};
+static const OpDef kSelectiveRope{"selective_rope"}, kRope{"rope"}, kRotate{"rotate"};
+
+Tensor rotate(const Tensor& x_in, const Tensor& theta_in, RotaryLayout layout) {
+  ROTOR_CHECK(x_in.dim() >= 1 && x_in.size(-1) % 2 == 0, "rotate", "x must end in an even dim, got ",
+              shape_str(x_in.shape()));
+  Shape angles = x_in.shape();
+  angles.back() /= 2;
+  ROTOR_CHECK(theta_in.shape() == angles && theta_in.dtype() == x_in.dtype(), "rotate", "theta ",
+              shape_str(theta_in.shape()), " should be ", shape_str(angles), " for x ", shape_str(x_in.shape()));
+  const int64_t D = x_in.size(-1), N = D ? x_in.numel() / D : 0;
+  Tensor x = core::contiguous(x_in), theta = core::contiguous(theta_in), out = empty_like(x);
+  dispatch_float(x.dtype(), "rotate", [&](auto tag) {
+    using T = decltype(tag);
+    kernels::rotary_forward<T>(out.data<T>(), x.data<T>(), theta.data<T>(), N, D, layout);
+  });
+  if (needs_grad({x_in, theta_in}))
+    record(kRotate, {x_in, theta_in}, {out},
+           [sx = save(x), st = save(theta), N, D, layout](const TensorList& g, const std::vector<bool>& needs) {
+             const Tensor &xv = sx.get(), &tv = st.get();
+             Tensor dout = core::contiguous(g[0]);
+             Tensor dx = needs[0] ? empty_like(xv) : Tensor(), dtheta = needs[1] ? empty_like(tv) : Tensor();
+             dispatch_float(xv.dtype(), "rotate", [&](auto tag) {
+               using T = decltype(tag);
+               kernels::rotary_backward<T>(dx.defined() ? dx.data<T>() : nullptr,
+                                           dtheta.defined() ? dtheta.data<T>() : nullptr, dout.data<T>(), xv.data<T>(),
+                                           tv.data<T>(), N, D, layout);
+             });
+             return TensorList{dx, dtheta};
+           });
+  return out;
+}
 
 SelectiveRopeOut selective_rope(const Tensor& q_in, const Tensor& k_in, const Tensor& phi_in, const Tensor& temperature,
                                 const Tensor& offset_in) {
@@ -172,6 +202,9 @@ ROTOR_GRADCHECK({"selective_rope_unfused", {input({2, 3, 2, 4}), input({2, 3, 2,
                    return TensorList{r.q, r.k, r.final_offset};
                  }});
 
+ROTOR_GRADCHECK({"rotate", {input({3, 2, 6}), input({3, 2, 3}, -4.0, 4.0)}, [](auto& x) {
+                   return TensorList{rotate(x[0], x[1]), rotate(x[0], x[1], RotaryLayout::Interleaved)};
+                 }});
 ROTOR_GRADCHECK({"selective_rope", {input({2, 5, 2, 6}), transposed({2, 5, 2, 6}), input({2, 5, 2, 3}), input({1, 1, 1, 3}, 0.5, 1.5), input({2, 2, 3})},
                  [](auto& x) {
                    auto r = selective_rope(x[0], x[1], x[2], x[3], x[4]);

@@ -4,8 +4,15 @@
 #include <string>
 
 #include "autograd/ops.h"
+#include "kernels/rotary.h"
 
 namespace rotor {
+
+using kernels::RotaryLayout;  // HalfSplit (default): pair r is (x[r], x[r+D/2]); Interleaved: (x[2r], x[2r+1])
+
+// x [..., D] rotated pair by pair by theta [..., D/2] (same leading shape); differentiable in
+// both x and theta.
+Tensor rotate(const Tensor& x, const Tensor& theta, RotaryLayout layout = RotaryLayout::HalfSplit);
 
 struct SelectiveRopeOut {
   Tensor q, k;          // rotated, [B, T, H, D]

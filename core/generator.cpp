@@ -51,8 +51,13 @@ Tensor rand(const Shape& shape, Generator& gen, DType dtype, double lo, double h
   dispatch_float(dtype, "rand", [&](auto tag) {
     using T = decltype(tag);
     T* p = t.data<T>();
+    // A double below hi can round up to hi in float32 (1 - 2^-26 becomes 1.0f): keep [lo, hi).
+    const T below_hi = std::nextafter(T(hi), T(lo));
     parallel_for(t.numel(), kParallelGrain, [&](int64_t a, int64_t b) {
-      for (int64_t i = a; i < b; ++i) p[i] = T(lo + (hi - lo) * gen.uniform(base + uint64_t(i)));
+      for (int64_t i = a; i < b; ++i) {
+        const T v = T(lo + (hi - lo) * gen.uniform(base + uint64_t(i)));
+        p[i] = v < T(hi) ? v : below_hi;
+      }
     });
   });
   return t;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -14,7 +15,9 @@
 namespace rotor::io {
 
 void write_atomic(const std::string& path, const char* op, const std::function<void(std::ostream&)>& write) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  // Unique per process and per call, so concurrent saves never share a temporary file.
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "." + std::to_string(counter++);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     ROTOR_CHECK(out.good(), op, "cannot open '", tmp, "' for writing: ", std::strerror(errno));
@@ -41,6 +44,13 @@ void write_atomic(const std::string& path, const char* op, const std::function<v
     int err = errno;
     std::remove(tmp.c_str());
     ROTOR_FAIL(op, "cannot rename '", tmp, "' to '", path, "': ", std::strerror(err));
+  }
+  // Make the rename itself durable.
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
 }
 

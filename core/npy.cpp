@@ -42,8 +42,9 @@ std::string dict_value(const std::string& header, const std::string& key, const 
 }  // namespace
 
 Tensor npy_from_bytes(const std::string& bytes, const std::string& what) {
-  ROTOR_CHECK(bytes.size() >= 10 && std::memcmp(bytes.data(), kMagic, 6) == 0, "load_npy", what,
+  ROTOR_CHECK(bytes.size() >= 6 && std::memcmp(bytes.data(), kMagic, 6) == 0, "load_npy", what,
               ": not a .npy file (bad magic)");
+  ROTOR_CHECK(bytes.size() >= 10, "load_npy", what, ": truncated header (", bytes.size(), " bytes)");
   const int major = uint8_t(bytes[6]);
   ROTOR_CHECK(major >= 1 && major <= 3, "load_npy", what, ": unsupported .npy version ", major);
   size_t header_len = 0, pos = 0;
@@ -76,23 +77,39 @@ Tensor npy_from_bytes(const std::string& bytes, const std::string& what) {
   std::string shape_text = dict_value(header, "shape", what);
   ROTOR_CHECK(shape_text.size() >= 2 && shape_text.front() == '(' && shape_text.back() == ')', "load_npy",
               what, ": malformed shape ", shape_text);
+  // A tuple repr: integers separated by commas, a trailing comma allowed ("(3,)").
   Shape shape;
   std::string inner = shape_text.substr(1, shape_text.size() - 2);
   size_t i = 0;
+  auto skip_spaces = [&] {
+    while (i < inner.size() && inner[i] == ' ') ++i;
+  };
+  skip_spaces();
   while (i < inner.size()) {
-    while (i < inner.size() && (inner[i] == ' ' || inner[i] == ',')) ++i;
-    if (i >= inner.size()) break;
     size_t j = i;
     while (j < inner.size() && inner[j] >= '0' && inner[j] <= '9') ++j;
     ROTOR_CHECK(j > i && j - i < 18, "load_npy", what, ": malformed shape ", shape_text);
     shape.push_back(std::stoll(inner.substr(i, j - i)));
     i = j;
+    skip_spaces();
+    if (i == inner.size()) break;
+    ROTOR_CHECK(inner[i] == ',', "load_npy", what, ": malformed shape ", shape_text);
+    ++i;
+    skip_spaces();
   }
-  const size_t nbytes = size_t(shape_numel(shape)) * dtype_size(dtype);
-  ROTOR_CHECK(bytes.size() - pos >= nbytes, "load_npy", what, ": truncated data (shape ", shape_str(shape),
-              " needs ", nbytes, " bytes, file has ", bytes.size() - pos, ")");
+  // Counted in double: a shape whose product overflows int64 must not wrap around to a small size.
+  double need = double(dtype_size(dtype));
+  for (int64_t d : shape) need *= double(d);
+  ROTOR_CHECK(need <= double(bytes.size() - pos), "load_npy", what, ": truncated data (shape ", shape_str(shape),
+              " needs ", need, " bytes, file has ", bytes.size() - pos, ")");
+  const size_t nbytes = size_t(need);
   Tensor t = Tensor::empty(shape, dtype);
   if (nbytes) std::memcpy(t.raw_data(), bytes.data() + pos, nbytes);
+  // NumPy reads any nonzero byte as True; a C++ bool must hold exactly 0 or 1.
+  if (dtype == DType::Bool) {
+    unsigned char* b = static_cast<unsigned char*>(t.raw_data());
+    for (size_t k = 0; k < nbytes; ++k) b[k] = b[k] != 0;
+  }
   return t;
 }
 
@@ -100,9 +117,10 @@ std::string npy_to_bytes(const Tensor& t) {
   std::string header = "{'descr': '" + descr_of(t.dtype()) + "', 'fortran_order': False, 'shape': (";
   for (int64_t d = 0; d < t.dim(); ++d) header += std::to_string(t.shape()[d]) + (t.dim() == 1 ? "," : d + 1 < t.dim() ? ", " : "");
   header += "), }";
-  // Pad so that magic + version + length + header is a multiple of 64, ending in '\n'.
+  // Pad so that magic + version + length + header is a multiple of 64, ending in '\n'; like
+  // numpy.save, with 1 to 64 spaces (a full 64 when already aligned), so the bytes match.
   size_t total = 10 + header.size() + 1;
-  header.append((64 - total % 64) % 64, ' ');
+  header.append(64 - total % 64, ' ');
   header += '\n';
   std::string out(kMagic, 6);
   out += char(1);

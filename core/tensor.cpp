@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <ostream>
@@ -10,7 +11,14 @@
 namespace rotor {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  for (int64_t d : shape) ROTOR_CHECK(d >= 0, "empty", "negative dimension in shape ", shape_str(shape));
+  // Sizes, strides and the byte count must all fit in int64 (a wrapped product would give a
+  // tensor claiming more elements than its buffer holds).
+  int64_t bytes = int64_t(dtype_size(dtype));
+  for (int64_t d : shape) {
+    ROTOR_CHECK(d >= 0, "empty", "negative dimension in shape ", shape_str(shape));
+    ROTOR_CHECK(!__builtin_mul_overflow(bytes, std::max<int64_t>(d, 1), &bytes), "empty", "shape ",
+                shape_str(shape), " is too large");
+  }
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = Storage::allocate(size_t(shape_numel(shape)) * dtype_size(dtype));
   impl->shape = shape;
@@ -115,8 +123,13 @@ Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, 
 Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype()); }
 
 Tensor arange(double start, double end, double step, DType dtype) {
-  ROTOR_CHECK(step != 0, "arange", "step must be non-zero");
+  ROTOR_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), "arange",
+              "start, end and step must be finite, got ", start, ", ", end, ", ", step);
+  ROTOR_CHECK(step != 0, "arange", "step must be non-zero (start ", start, ", end ", end, ")");
   double count = std::ceil((end - start) / step);
+  // Past 2^53 the count is not even exact (and int64_t(count) overflows past 2^63).
+  ROTOR_CHECK(count < 0x1p53, "arange", "[", start, ", ", end, ") in steps of ", step, " has ", count,
+              " elements");
   int64_t n = count > 0 ? int64_t(count) : 0;
   Tensor t = Tensor::empty({n}, dtype);
   dispatch_numeric(dtype, "arange", [&](auto tag) {
@@ -134,7 +147,9 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
     using T = decltype(tag);
     T* p = static_cast<T*>(t.raw_data());
     double delta = steps > 1 ? (end - start) / double(steps - 1) : 0.0;
-    for (int64_t i = 0; i < steps; ++i) p[i] = T(start + double(i) * delta);
+    // The second half counts back from end, so both end points are exact (as NumPy and PyTorch).
+    for (int64_t i = 0; i < steps; ++i)
+      p[i] = T(i < (steps + 1) / 2 ? start + double(i) * delta : end - double(steps - 1 - i) * delta);
   });
   return t;
 }

@@ -27,7 +27,8 @@ Shape infer_shape(Shape shape, int64_t numel, const char* op) {
 
 std::optional<Tensor> try_view(const Tensor& t, const Shape& target) {
   Shape shape = infer_shape(target, t.numel(), "view");
-  if (t.is_contiguous()) return Tensor::view_of(t, shape, contiguous_strides(shape), t.offset());
+  // An empty tensor has no elements to lay out: any shape of the same size is a view of it.
+  if (t.is_contiguous() || t.numel() == 0) return Tensor::view_of(t, shape, contiguous_strides(shape), t.offset());
   // Group the old dims into runs that are contiguous among themselves; every new dim must fall
   // inside one run (the rule PyTorch's view uses).
   const Shape& os = t.shape();
@@ -64,7 +65,8 @@ Tensor view(const Tensor& t, const Shape& shape) {
   return *v;
 }
 
-Tensor reshape(const Tensor& t, const Shape& shape) {
+Tensor reshape(const Tensor& t, const Shape& target) {
+  const Shape shape = infer_shape(target, t.numel(), "reshape");  // errors name reshape, not view
   if (auto v = try_view(t, shape)) return *v;
   return *try_view(clone(t), shape);
 }
@@ -144,7 +146,7 @@ Tensor expand(const Tensor& t, const Shape& target) {
       continue;
     }
     int64_t have = t.shape()[i - lead], want = target[i] == -1 ? have : target[i];
-    ROTOR_CHECK(have == want || have == 1, "expand", "cannot expand shape ", shape_str(t.shape()), " to ",
+    ROTOR_CHECK(want >= 0 && (have == want || have == 1), "expand", "cannot expand shape ", shape_str(t.shape()), " to ",
                 shape_str(target));
     shape[i] = want;
     st[i] = have == want ? t.strides()[i - lead] : 0;

@@ -1,6 +1,7 @@
 #include "kernels/elementwise.h"
 
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "core/iter.h"
@@ -15,15 +16,20 @@ namespace {
 template <class V>
 constexpr bool is_scalar_v = std::is_arithmetic_v<V>;
 
+// maximum and minimum propagate a NaN from either side, as NumPy and PyTorch do; a bare
+// comparison (or the x86 max instruction) returns one fixed operand, so relu(NaN) was 0 and
+// maximum(NaN, 0) differed from maximum(0, NaN).
 template <class V>
 V vmax(V a, V b) {
-  if constexpr (is_scalar_v<V>) return a > b ? a : b;
-  else return xsimd::max(a, b);
+  if constexpr (std::is_integral_v<V>) return a > b ? a : b;
+  else if constexpr (is_scalar_v<V>) return a > b || std::isnan(a) ? a : b;
+  else return xsimd::select((a > b) | xsimd::isnan(a), a, b);
 }
 template <class V>
 V vmin(V a, V b) {
-  if constexpr (is_scalar_v<V>) return a < b ? a : b;
-  else return xsimd::min(a, b);
+  if constexpr (std::is_integral_v<V>) return a < b ? a : b;
+  else if constexpr (is_scalar_v<V>) return a < b || std::isnan(a) ? a : b;
+  else return xsimd::select((a < b) | xsimd::isnan(a), a, b);
 }
 template <class V>
 V vabs(V a) {
@@ -65,7 +71,13 @@ V apply_binary(V a, V b) {
   else if constexpr (op == Binary::Div) return a / b;
   else if constexpr (op == Binary::Pow) {
     if constexpr (is_scalar_v<V>) return V(std::pow(double(a), double(b)));
-    else return xsimd::pow(a, b);
+    else {
+      // xsimd's pow returns 0 for a zero base whatever the exponent; std::pow gives x^0 = 1
+      // (which the gradient of x^1 needs at 0) and 0^b = inf for b < 0.
+      const V zero(0);
+      V r = xsimd::select(b == zero, V(1), xsimd::pow(a, b));
+      return xsimd::select(a == zero && b < zero, V(std::numeric_limits<typename V::value_type>::infinity()), r);
+    }
   } else if constexpr (op == Binary::Maximum) return vmax(a, b);
   else if constexpr (op == Binary::Minimum) return vmin(a, b);
 }
@@ -296,7 +308,13 @@ Tensor logical_not(const Tensor& a) { return logical(Logical::Xor, a, full({}, 1
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   ROTOR_CHECK(cond.dtype() == DType::Bool, "where", "condition must be bool, got ", dtype_name(cond.dtype()));
   check_same_dtype(a, b, "where");
-  Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  Shape shape;
+  try {
+    shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  } catch (const Error&) {  // name all three shapes, not the intermediate broadcast
+    ROTOR_FAIL("where", "cannot broadcast condition ", shape_str(cond.shape()), ", a ", shape_str(a.shape()),
+               " and b ", shape_str(b.shape()));
+  }
   Tensor out = Tensor::empty(shape, a.dtype());
   StridedLoop<4> loop(shape, {out.strides(), broadcast_strides(cond.shape(), cond.strides(), shape),
                               broadcast_strides(a.shape(), a.strides(), shape),
@@ -318,7 +336,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 Tensor triangle_mask(int64_t rows, int64_t cols, int64_t k, bool lower) {
-  ROTOR_CHECK(rows >= 0 && cols >= 0, "triangle_mask", "negative size ", rows, "x", cols);
+  ROTOR_CHECK(rows >= 0 && cols >= 0, lower ? "tril_mask" : "triu_mask", "negative size ", rows, "x", cols);
   Tensor out = Tensor::empty({rows, cols}, DType::Bool);
   bool* o = out.data<bool>();
   for (int64_t i = 0; i < rows; ++i)

@@ -85,11 +85,11 @@ CaseBuilder attention_case(std::function<void(AttentionLayerConfig&)> configure)
 }
 }  // namespace
 
-ROTOR_GRADCHECK({"Attention", {input({2, 3, 8})}, {}, {}, attention_case([](auto&) {})});
-ROTOR_GRADCHECK({"Attention_rope_qk_norm", {input({1, 4, 8})}, {}, {}, attention_case([](auto& c) {
+ROTOR_GRADCHECK({"Attention", {input({2, 3, 8})}, {}, kLayerOptions, attention_case([](auto&) {})});
+ROTOR_GRADCHECK({"Attention_rope_qk_norm", {input({1, 4, 8})}, {}, kLayerOptions, attention_case([](auto& c) {
                    c.position_embedding.type = "rope", c.position_embedding.theta = 100, c.qk_norm = true, c.qkv_bias = true;
                  })});
-ROTOR_GRADCHECK({"Attention_selective_rope_qk_norm", {input({1, 4, 8})}, {}, {}, attention_case([](auto& c) {
+ROTOR_GRADCHECK({"Attention_selective_rope_qk_norm", {input({1, 4, 8})}, {}, kLayerOptions, attention_case([](auto& c) {
                    c.position_embedding.type = "selective_rope", c.qk_norm = true;
                  })});
 

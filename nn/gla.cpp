@@ -121,14 +121,14 @@ CaseBuilder gla_case(std::function<void(GlaLayerConfig&)> configure) {
 }
 }  // namespace
 
-ROTOR_GRADCHECK({"GatedLinearAttention", {input({2, 4, 6})}, {}, {}, gla_case([](auto&) {})});
-ROTOR_GRADCHECK({"GatedLinearAttention_chunked_rope", {input({1, 5, 6})}, {}, {}, gla_case([](auto& c) {
+ROTOR_GRADCHECK({"GatedLinearAttention", {input({2, 4, 6})}, {}, kLayerOptions, gla_case([](auto&) {})});
+ROTOR_GRADCHECK({"GatedLinearAttention_chunked_rope", {input({1, 5, 6})}, {}, kLayerOptions, gla_case([](auto& c) {
                    c.recurrent_below = 0, c.chunk_size = 2, c.position_embedding.type = "rope", c.position_embedding.theta = 100;
                  })});
-ROTOR_GRADCHECK({"GatedLinearAttention_selective_rope_conv", {input({1, 4, 6})}, {}, {}, gla_case([](auto& c) {
+ROTOR_GRADCHECK({"GatedLinearAttention_selective_rope_conv", {input({1, 4, 6})}, {}, kLayerOptions, gla_case([](auto& c) {
                    c.position_embedding.type = "selective_rope", c.use_short_conv = true, c.conv_bias = true;
                  })});
-ROTOR_GRADCHECK({"GatedLinearAttention_no_output_gate", {input({1, 3, 6})}, {}, {}, gla_case([](auto& c) {
+ROTOR_GRADCHECK({"GatedLinearAttention_no_output_gate", {input({1, 3, 6})}, {}, kLayerOptions, gla_case([](auto& c) {
                    c.use_output_gate = false, c.expand_v = 2.0;
                  })});
 

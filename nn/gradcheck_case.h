@@ -7,6 +7,10 @@
 
 namespace rotor::nn {
 
+// Whole layers compose dozens of ops with weights of order one: float32 rounding accumulates to
+// a few 1e-6 of the gradient's scale (measured), so their float32/float64 agreement bound is 2e-5.
+inline const GradcheckOptions kLayerOptions = {.float32_agreement = 2e-5};
+
 // make(dtype, gen) -> std::shared_ptr<Layer>; run(layer, inputs) -> TensorList.
 template <class Make, class Run>
 CaseBuilder layer_case(Make make, Run run) {

@@ -227,14 +227,12 @@ CaseBuilder lm_case(const std::string& mixer, const std::string& pe) {
 }
 }  // namespace
 
-const GradcheckOptions kModelOptions = {.float32_agreement = 2e-5};
-
-ROTOR_GRADCHECK({"LM_gla_nope", {}, {}, kModelOptions, lm_case("gla", "nope")});
-ROTOR_GRADCHECK({"LM_gla_rope", {}, {}, kModelOptions, lm_case("gla", "rope")});
-ROTOR_GRADCHECK({"LM_gla_selective_rope", {}, {}, kModelOptions, lm_case("gla", "selective_rope")});
-ROTOR_GRADCHECK({"LM_attn_nope", {}, {}, kModelOptions, lm_case("attn", "nope")});
-ROTOR_GRADCHECK({"LM_attn_rope", {}, {}, kModelOptions, lm_case("attn", "rope")});
-ROTOR_GRADCHECK({"LM_attn_selective_rope", {}, {}, kModelOptions, lm_case("attn", "selective_rope")});
-ROTOR_GRADCHECK({"LM_hybrid_selective_rope", {}, {}, kModelOptions, lm_case("hybrid", "selective_rope")});
+ROTOR_GRADCHECK({"LM_gla_nope", {}, {}, kLayerOptions, lm_case("gla", "nope")});
+ROTOR_GRADCHECK({"LM_gla_rope", {}, {}, kLayerOptions, lm_case("gla", "rope")});
+ROTOR_GRADCHECK({"LM_gla_selective_rope", {}, {}, kLayerOptions, lm_case("gla", "selective_rope")});
+ROTOR_GRADCHECK({"LM_attn_nope", {}, {}, kLayerOptions, lm_case("attn", "nope")});
+ROTOR_GRADCHECK({"LM_attn_rope", {}, {}, kLayerOptions, lm_case("attn", "rope")});
+ROTOR_GRADCHECK({"LM_attn_selective_rope", {}, {}, kLayerOptions, lm_case("attn", "selective_rope")});
+ROTOR_GRADCHECK({"LM_hybrid_selective_rope", {}, {}, kLayerOptions, lm_case("hybrid", "selective_rope")});
 
 }  // namespace rotor::nn

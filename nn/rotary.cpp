@@ -204,21 +204,21 @@ SelectiveRopeConfig with(std::function<void(SelectiveRopeConfig&)> f) {
 }
 }  // namespace
 
-ROTOR_GRADCHECK({"SelectiveRoPE_low_rank", rope_inputs(false, 0), {}, {}, selective_rope_case(with([](auto&) {}), false)});
-ROTOR_GRADCHECK({"SelectiveRoPE_with_cache", rope_inputs(true, 3), {}, {}, selective_rope_case(with([](auto&) {}), true)});
-ROTOR_GRADCHECK({"SelectiveRoPE_full_rank", rope_inputs(false, 0), {}, {},
+ROTOR_GRADCHECK({"SelectiveRoPE_low_rank", rope_inputs(false, 0), {}, kLayerOptions, selective_rope_case(with([](auto&) {}), false)});
+ROTOR_GRADCHECK({"SelectiveRoPE_with_cache", rope_inputs(true, 3), {}, kLayerOptions, selective_rope_case(with([](auto&) {}), true)});
+ROTOR_GRADCHECK({"SelectiveRoPE_full_rank", rope_inputs(false, 0), {}, kLayerOptions,
                  selective_rope_case(with([](auto& c) { c.phi_parametrization = "full-rank"; }), false)});
-ROTOR_GRADCHECK({"SelectiveRoPE_skip_conv", rope_inputs(true, 1), {}, {},
+ROTOR_GRADCHECK({"SelectiveRoPE_skip_conv", rope_inputs(true, 1), {}, kLayerOptions,
                  selective_rope_case(with([](auto& c) { c.skip_conv = true; }), true)});
-ROTOR_GRADCHECK({"SelectiveRoPE_conv_silu_bias", rope_inputs(false, 0), {}, {},
+ROTOR_GRADCHECK({"SelectiveRoPE_conv_silu_bias", rope_inputs(false, 0), {}, kLayerOptions,
                  selective_rope_case(with([](auto& c) { c.conv_act = "silu", c.use_bias = true; }), false)});
-ROTOR_GRADCHECK({"SelectiveRoPE_gate_per_head", rope_inputs(false, 0), {}, {},
+ROTOR_GRADCHECK({"SelectiveRoPE_gate_per_head", rope_inputs(false, 0), {}, kLayerOptions,
                  selective_rope_case(with([](auto& c) { c.use_gate = true; }), false)});
-ROTOR_GRADCHECK({"SelectiveRoPE_gate_low_rank", rope_inputs(false, 0), {}, {},
+ROTOR_GRADCHECK({"SelectiveRoPE_gate_low_rank", rope_inputs(false, 0), {}, kLayerOptions,
                  selective_rope_case(with([](auto& c) { c.use_gate = true, c.gate_parametrization = "low-rank", c.gate_low_rank_dim = 2; }), false)});
-ROTOR_GRADCHECK({"SelectiveRoPE_gate_per_channel", rope_inputs(false, 0), {}, {},
+ROTOR_GRADCHECK({"SelectiveRoPE_gate_per_channel", rope_inputs(false, 0), {}, kLayerOptions,
                  selective_rope_case(with([](auto& c) { c.use_gate = true, c.gate_parametrization = "gla", c.gate_low_rank_dim = 2; }), false)});
-ROTOR_GRADCHECK({"SelectiveRoPE_rfa_trainable_temperature", rope_inputs(false, 0), {}, {},
+ROTOR_GRADCHECK({"SelectiveRoPE_rfa_trainable_temperature", rope_inputs(false, 0), {}, kLayerOptions,
                  selective_rope_case(with([](auto& c) { c.temp_type = "rfa", c.temp_theta = 0.5, c.temp_grad = true; }), false)});
 
 }  // namespace rotor::nn

@@ -5,6 +5,7 @@
 #include "autograd/attention.h"
 #include "autograd/gla.h"
 #include "autograd/rope.h"
+#include "autograd/scan.h"
 
 using namespace rotor;
 
@@ -85,4 +86,137 @@ TEST_CASE("fused ops name themselves in shape errors") {
   CHECK_THROWS_WITH_AS(selective_rope(q, q, phi, ones({3})), doctest::Contains("[selective_rope] phi [1, 4, 2, 2]"),
                        Error);
   CHECK_THROWS_WITH_AS(rope(q, zeros({1, 4, 2, 4}), rope_frequencies(6, 1e4)), doctest::Contains("[rope]"), Error);
+}
+
+TEST_CASE("fused attention equals its twin: training, streaming and non-causal shapes") {
+  struct Case {
+    int64_t B, Tq, Tk, H, D, Dv;
+    bool causal;
+  };
+  for (DType d : {DType::Float32, DType::Float64})
+    for (Case c : {Case{2, 70, 70, 3, 8, 8, true}, Case{1, 5, 80, 2, 6, 4, true}, Case{1, 1, 33, 2, 4, 4, true},
+                   Case{2, 9, 4, 1, 4, 3, false}}) {
+      Generator gen(3);
+      TensorList in = {randn({c.B, c.Tq, c.H, c.D}, gen, d) * 2.0, randn({c.B, c.Tk, c.H, c.D}, gen, d) * 2.0,
+                       randn({c.B, c.Tk, c.H, c.Dv}, gen, d)};
+      const bool causal = c.causal;
+      auto fused = [causal](const TensorList& x) { return TensorList{attention(x[0], x[1], x[2], -1, causal)}; };
+      auto twin = [causal](const TensorList& x) { return TensorList{attention_unfused(x[0], x[1], x[2], -1, causal)}; };
+      INFO("Tq ", c.Tq, " Tk ", c.Tk, " causal ", causal);
+      compare(fused, twin, in, tolerance(d));
+    }
+}
+
+TEST_CASE("fused GLA, recurrent and chunked, equals its twin with states in and out") {
+  for (DType d : {DType::Float32, DType::Float64})
+    for (int64_t T : {1, 63, 70}) {
+      Generator gen(4);
+      const int64_t B = 2, H = 2, K = 6, V = 5;
+      TensorList in = {randn({B, T, H, K}, gen, d), randn({B, T, H, K}, gen, d), randn({B, T, H, V}, gen, d),
+                       logsigmoid(randn({B, T, H, K}, gen, d) * 3.0) / 4.0, randn({B, H, K, V}, gen, d)};
+      auto twin = [](const TensorList& x) {
+        auto r = gla_unfused(x[0], x[1], x[2], x[3], -1, x[4]);
+        return TensorList{r.o, r.final_state};
+      };
+      auto recurrent = [](const TensorList& x) {
+        auto r = gla_recurrent(x[0], x[1], x[2], x[3], -1, x[4]);
+        return TensorList{r.o, r.final_state};
+      };
+      auto chunked = [](const TensorList& x) {
+        auto r = gla_chunked(x[0], x[1], x[2], x[3], -1, x[4], 16);
+        return TensorList{r.o, r.final_state};
+      };
+      INFO("T = ", T, " dtype ", dtype_name(d));
+      compare(recurrent, twin, in, tolerance(d));
+      compare(chunked, twin, in, tolerance(d));
+    }
+}
+
+TEST_CASE("the RoPE trick: GLA on Selective-RoPE-rotated q, k with pair-tied decays is the complex recurrence") {
+  // MATH.md §3: both give o_t = scale Σ_{s≤t} (Π γ) (q'_t · k'_s) v_s. Gradients must agree too.
+  Generator gen(5);
+  const int64_t B = 2, T = 40, H = 2, K = 8, R = K / 2, V = 3;
+  const DType d = DType::Float64;
+  TensorList in = {randn({B, T, H, K}, gen, d), randn({B, T, H, K}, gen, d), randn({B, T, H, V}, gen, d),
+                   logsigmoid(randn({B, T, H, R}, gen, d)), rand({B, T, H, R}, gen, d, -0.5, 0.5)};
+  auto real_side = [R](const TensorList& x) {
+    // θ_t = Σ_{s≤t} dθ_s: Selective RoPE with φ = dθ and unit temperature; decays tied per pair.
+    auto rot = selective_rope(x[0], x[1], x[4], ones({R}, x[0].dtype()));
+    Tensor g = concat({x[3], x[3]}, -1);
+    return TensorList{gla_chunked(rot.q, rot.k, x[2], g, -1, Tensor(), 16).o};
+  };
+  auto complex_side = [](const TensorList& x) {
+    return TensorList{gla_complex_recurrent(x[0], x[1], x[2], x[3], x[4]).o};
+  };
+  compare(real_side, complex_side, in, 1e-10);
+}
+
+TEST_CASE("rotate equals complex multiplication written with ordinary ops, in both layouts") {
+  for (DType d : {DType::Float32, DType::Float64}) {
+    Generator gen(6);
+    TensorList in = {randn({4, 3, 10}, gen, d), rand({4, 3, 5}, gen, d, -20.0, 20.0)};
+    // (a + ib) e^{iθ} = (a cos θ - b sin θ) + i (a sin θ + b cos θ)
+    auto half_twin = [](const TensorList& x) {
+      Tensor a = narrow(x[0], -1, 0, 5), b = narrow(x[0], -1, 5, 5), c = cos(x[1]), s = sin(x[1]);
+      return TensorList{concat({a * c - b * s, a * s + b * c}, -1)};
+    };
+    auto inter_twin = [](const TensorList& x) {
+      Tensor pairs = reshape(x[0], {4, 3, 5, 2});
+      Tensor a = select(pairs, -1, 0), b = select(pairs, -1, 1), c = cos(x[1]), s = sin(x[1]);
+      return TensorList{reshape(stack({a * c - b * s, a * s + b * c}, -1), {4, 3, 10})};
+    };
+    compare([](const TensorList& x) { return TensorList{rotate(x[0], x[1])}; }, half_twin, in, tolerance(d));
+    compare([](const TensorList& x) { return TensorList{rotate(x[0], x[1], RotaryLayout::Interleaved)}; }, inter_twin,
+            in, tolerance(d));
+  }
+}
+
+TEST_CASE("linear recurrences on the scan equal step-by-step loops of ordinary ops") {
+  for (DType d : {DType::Float32, DType::Float64}) {
+    Generator gen(8);
+    const int64_t B = 2, T = 300, C = 5;
+    TensorList real_in = {rand({B, T, C}, gen, d, -1.0, 1.0), randn({B, T, C}, gen, d), randn({B, C}, gen, d)};
+    auto real_twin = [T](const TensorList& x) {
+      Tensor h = x[2];
+      TensorList hs;
+      for (int64_t t = 0; t < T; ++t) hs.push_back(h = select(x[0], 1, t) * h + select(x[1], 1, t));
+      return TensorList{stack(hs, 1), h};
+    };
+    auto real_fused = [](const TensorList& x) {
+      auto r = linear_recurrence(x[0], x[1], x[2]);
+      return TensorList{r.h, r.final_state};
+    };
+    compare(real_fused, real_twin, real_in, tolerance(d));
+
+    // Complex: (a_re + i a_im)(h_re + i h_im) + b, written out in real arithmetic.
+    TensorList cplx_in = {rand({B, T, C, 2}, gen, d, -0.7, 0.7), randn({B, T, C, 2}, gen, d), randn({B, C, 2}, gen, d)};
+    auto cplx_twin = [T](const TensorList& x) {
+      Tensor hr = select(x[2], -1, 0), hi = select(x[2], -1, 1);
+      TensorList hs;
+      for (int64_t t = 0; t < T; ++t) {
+        Tensor at = select(x[0], 1, t), bt = select(x[1], 1, t);
+        Tensor ar = select(at, -1, 0), ai = select(at, -1, 1);
+        Tensor nr = ar * hr - ai * hi + select(bt, -1, 0), ni = ar * hi + ai * hr + select(bt, -1, 1);
+        hr = nr, hi = ni;
+        hs.push_back(stack({hr, hi}, -1));
+      }
+      return TensorList{stack(hs, 1), stack({hr, hi}, -1)};
+    };
+    auto cplx_fused = [](const TensorList& x) {
+      auto r = complex_linear_recurrence(x[0], x[1], x[2]);
+      return TensorList{r.h, r.final_state};
+    };
+    compare(cplx_fused, cplx_twin, cplx_in, tolerance(d));
+  }
+}
+
+TEST_CASE("cumsum runs on the scan: a long single sequence matches a double-precision running sum") {
+  Generator gen(9);
+  const int64_t T = 1 << 20;
+  Tensor x = rand({T}, gen, DType::Float64, -1.0, 1.0);
+  std::vector<double> v = x.to_vector<double>(), y = cumsum(x, 0).to_vector<double>(), r = cumsum(x, 0, true).to_vector<double>();
+  long double run = 0, worst = 0, back = 0;
+  for (int64_t t = 0; t < T; ++t) worst = std::max<long double>(worst, std::abs((run += v[size_t(t)]) - y[size_t(t)]));
+  for (int64_t t = T - 1; t >= 0; --t) worst = std::max<long double>(worst, std::abs((back += v[size_t(t)]) - r[size_t(t)]));
+  CHECK(double(worst) < 1e-10);  // 2^20 additions of O(1) terms: ~1e-13 of accumulated rounding
 }

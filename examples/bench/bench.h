@@ -36,6 +36,9 @@ double time_median(const std::function<void()>& fn, int repeats = 5);
 // Benchmark groups (one file each), selected with --filter NAME.
 void bench_core(Bench& b);
 void bench_rope(Bench& b);
+void bench_attn(Bench& b);
+void bench_gla(Bench& b);
+void bench_scan(Bench& b);
 void bench_train(Bench& b);
 
 }  // namespace bench

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   const std::vector<Group> groups = {
       {"core", bench::bench_core},
       {"rope", bench::bench_rope},
+      {"attn", bench::bench_attn},
+      {"gla", bench::bench_gla},
+      {"scan", bench::bench_scan},
       {"train", bench::bench_train},
   };
   bench::Bench b(json);

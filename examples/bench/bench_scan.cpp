@@ -1,0 +1,60 @@
+// Group "scan": one long sequence (B = 1, T = 2^22, C = 1), the case where all parallelism has
+// to come from cutting time into blocks, then the same floats laid out as (B, T, C) =
+// (4, 4096, 256). Bandwidth counts each array read or written once (cumsum: 8 bytes per float
+// step; recurrence: a and b read, h written, 12 bytes), also as a ratio of the triad; the
+// speedup divides the median 1-thread time by the median all-threads time.
+// On a shared machine the second core is often busy: run it as `chrt -r 1 build/examples/bench
+// --filter scan` (or on an idle machine) for figures that mean something.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "bench.h"
+#include "core/parallel.h"
+#include "core/storage.h"
+#include "kernels/scan_cumsum.h"
+#include "kernels/scan_linear_recurrence.h"
+
+namespace bench {
+
+void bench_scan(Bench& b) {
+  const int64_t T = int64_t(1) << 22;
+  auto buffer = [&] { return rotor::Storage::allocate(size_t(T) * sizeof(float)); };
+  auto sx = buffer(), sa = buffer(), sy = buffer();
+  float* x = static_cast<float*>(sx->data());
+  float* a = static_cast<float*>(sa->data());
+  float* y = static_cast<float*>(sy->data());
+  rotor::parallel_for(T, rotor::kParallelGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) x[i] = float(i % 7) - 3.f, a[i] = 0.999f, y[i] = 0.f;
+  });
+
+  // Times fn on one thread and on all threads, alternating so that both see the same machine
+  // (it is shared: a drift between two separate series would show up as a speedup); reports
+  // the bandwidth on all threads, on one, and the ratio of the median times.
+  auto measure = [&](const std::string& name, double bytes, const std::function<void()>& fn) {
+    std::vector<double> one, all;
+    for (int r = 0; r < 15; ++r) {
+      rotor::set_num_threads(1);
+      one.push_back(time_median(fn, 1));
+      rotor::set_num_threads(0);
+      all.push_back(time_median(fn, 1));
+    }
+    std::sort(one.begin(), one.end());
+    std::sort(all.begin(), all.end());
+    b.report_bandwidth(name + "_1t", bytes, one[one.size() / 2]);
+    b.report_bandwidth(name, bytes, all[all.size() / 2]);
+    b.report(name + "_speedup_2v1", one[one.size() / 2] / all[all.size() / 2], "ratio");
+  };
+  measure("scan.cumsum", 8.0 * double(T),
+          [&] { rotor::kernels::cumsum_forward<float>(x, nullptr, y, 1, T, 1, false); });
+  measure("scan.cumsum_reverse", 8.0 * double(T),
+          [&] { rotor::kernels::cumsum_forward<float>(x, nullptr, y, 1, T, 1, true); });
+  measure("scan.linrec", 12.0 * double(T),
+          [&] { rotor::kernels::linear_recurrence_forward<float>(a, x, nullptr, y, nullptr, 1, T, 1); });
+  // The same number of floats as Selective RoPE lays them out: (B, T, H*R) = (4, 4096, 256),
+  // vectorized across channels; few sequences, so time is still cut into blocks.
+  measure("scan.cumsum_rows", 8.0 * double(T),
+          [&] { rotor::kernels::cumsum_forward<float>(x, nullptr, y, 4, 4096, 256, false); });
+}
+
+}  // namespace bench

@@ -1,0 +1,138 @@
+// Recurrent GLA: the step loop of MATH.md §3, vectorised along the value dimension and parallel
+// over sequences (b, h). Backward keeps O(sqrt(T)) states: checkpoints every ~sqrt(T) steps, and
+// one segment of states recomputed at a time, so dg_t = exp(g_t) ⊙ rowsum(dS_t ⊙ S_{t-1}) is
+// taken directly (no division by a decay, no long cancelling sums).
+#include "kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
+
+#include <cmath>
+
+#include "kernels/gla.h"
+#include "kernels/gla_common.h"
+
+namespace rotor::kernels {
+using namespace gla_simd;
+using namespace gla_common;
+namespace {
+
+// One step S <- diag(exp g) S + k^T v; returns nothing, writes o = scale q S when o != nullptr.
+template <class T>
+void step_forward(int64_t K, int64_t V, T* S, const T* q, const T* k, const T* v, const T* g, T* o,
+                  T scale) {
+  if (o) std::fill(o, o + V, T(0));
+  for (int64_t i = 0; i < K; ++i) {
+    const T a = std::exp(g[i]), ki = k[i];
+    T* Si = S + i * V;
+    map(V, Si, [&](auto s, auto vv) { return a * s + ki * vv; }, Si, v);
+    if (o) {
+      const T qi = scale * q[i];
+      map(V, o, [&](auto acc, auto s) { return acc + qi * s; }, o, Si);
+    }
+  }
+}
+
+// One backward step at time t. On entry dS is dL/dS_t without the o_t term; on exit dL/dS_{t-1}.
+// cur = S_t, prev = S_{t-1}; dv is written.
+template <class T>
+void step_backward(int64_t K, int64_t V, T* dS, const T* cur, const T* prev, const T* q,
+                   const T* k, const T* v, const T* g, const T* dout, T* dq, T* dk, T* dv,
+                   T* dg, T scale) {
+  std::fill(dv, dv + V, T(0));
+  for (int64_t i = 0; i < K; ++i) {
+    const T a = std::exp(g[i]), qi = scale * q[i], ki = k[i];
+    T* dSi = dS + i * V;
+    const T* Si = cur + i * V;
+    const T* Pi = prev + i * V;
+    Vec<T> acc_q(T(0)), acc_k(T(0)), acc_g(T(0));
+    for (int64_t j = 0; j < V; j += width<T>) {
+      const int64_t n = V - j;
+      const Vec<T> d = load(dSi + j, n) + qi * load(dout + j, n);
+      const Vec<T> vv = load(v + j, n);
+      acc_q += load(Si + j, n) * load(dout + j, n);
+      acc_k += d * vv;
+      acc_g += d * load(Pi + j, n);
+      store(dv + j, load(dv + j, n) + ki * d, n);
+      store(dSi + j, a * d, n);
+    }
+    dq[i] = scale * sum(acc_q);
+    dk[i] = sum(acc_k);
+    dg[i] = a * sum(acc_g);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void gla_recurrent_forward(const GlaDims& d, const T* q, const T* k, const T* v, const T* g,
+                           const T* h0, T* o, T* ht, T scale) {
+  check_dims(d, "gla_recurrent_forward");
+  const int64_t K = d.K, V = d.V;
+  parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
+    Scratch<T> mem(size_t(K * V));
+    T* S = mem.take(K * V);
+    for (int64_t bh = lo; bh < hi; ++bh) {
+      const Seq s(d, bh);
+      copy_state(S, h0 ? h0 + s.state() : nullptr, K * V);
+      for (int64_t t = 0; t < d.T; ++t)
+        step_forward(K, V, S, q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), g + s.x(t, K),
+                     o + s.x(t, V), scale);
+      if (ht) std::copy(S, S + K * V, ht + s.state());
+    }
+  });
+}
+
+template <class T>
+void gla_recurrent_backward(const GlaDims& d, const T* q, const T* k, const T* v, const T* g,
+                            const T* h0, const T* dout, const T* dht, T* dq, T* dk, T* dv, T* dg,
+                            T* dh0, T scale) {
+  check_dims(d, "gla_recurrent_backward");
+  const int64_t K = d.K, V = d.V, KV = K * V;
+  const int64_t seg = segment_length(d.T), nseg = (d.T + seg - 1) / seg;
+  parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
+    Scratch<T> mem(Scratch<T>::elements(nseg * KV, (seg + 1) * KV, KV));
+    T *checkpoints = mem.take(nseg * KV), *states = mem.take((seg + 1) * KV), *dS = mem.take(KV);
+    for (int64_t bh = lo; bh < hi; ++bh) {
+      const Seq s(d, bh);
+      // Pass 1: the state entering every segment.
+      T* S = dS;  // dS is free until pass 2
+      copy_state(S, h0 ? h0 + s.state() : nullptr, KV);
+      for (int64_t t = 0; t < d.T; ++t) {
+        if (t % seg == 0) std::copy(S, S + KV, checkpoints + (t / seg) * KV);
+        step_forward<T>(K, V, S, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
+                        scale);
+      }
+      // Pass 2: segments last to first, states of one segment recomputed from its checkpoint.
+      copy_state(dS, dht ? dht + s.state() : nullptr, KV);
+      for (int64_t c = nseg - 1; c >= 0; --c) {
+        const int64_t t0 = c * seg, t1 = std::min(d.T, t0 + seg);
+        std::copy(checkpoints + c * KV, checkpoints + (c + 1) * KV, states);
+        for (int64_t t = t0; t < t1; ++t) {
+          T* next = states + (t - t0 + 1) * KV;
+          std::copy(next - KV, next, next);
+          step_forward<T>(K, V, next, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
+                          scale);
+        }
+        for (int64_t t = t1 - 1; t >= t0; --t)
+          step_backward(K, V, dS, states + (t - t0 + 1) * KV, states + (t - t0) * KV,
+                        q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), dout + s.x(t, V),
+                        dq + s.x(t, K), dk + s.x(t, K), dv + s.x(t, V), dg + s.x(t, K), scale);
+      }
+      if (dh0) std::copy(dS, dS + KV, dh0 + s.state());
+    }
+  });
+}
+
+template void gla_recurrent_forward<float>(const GlaDims&, const float*, const float*, const float*,
+                                           const float*, const float*, float*, float*, float);
+template void gla_recurrent_forward<double>(const GlaDims&, const double*, const double*,
+                                            const double*, const double*, const double*, double*,
+                                            double*, double);
+template void gla_recurrent_backward<float>(const GlaDims&, const float*, const float*,
+                                            const float*, const float*, const float*, const float*,
+                                            const float*, float*, float*, float*, float*, float*,
+                                            float);
+template void gla_recurrent_backward<double>(const GlaDims&, const double*, const double*,
+                                             const double*, const double*, const double*,
+                                             const double*, const double*, double*, double*,
+                                             double*, double*, double*, double);
+
+}  // namespace rotor::kernels

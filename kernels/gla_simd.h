@@ -1,0 +1,63 @@
+// Row helpers shared by the GLA kernels: loops over a contiguous row in xsimd batches, the last
+// partial batch going through a zero-padded buffer so that every loop body is written once, for
+// batches only, and works for any row length (60, 100, ...).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
+
+namespace rotor::kernels::gla_simd {
+
+template <class T>
+using Vec = xsimd::batch<T>;
+
+template <class T>
+constexpr int64_t width = int64_t(Vec<T>::size);
+
+// Loads min(n, width) lanes from p; missing lanes are zero.
+template <class T>
+inline Vec<T> load(const T* p, int64_t n) {
+  if (n >= width<T>) return Vec<T>::load_unaligned(p);
+  alignas(64) T buf[width<T>] = {};
+  std::memcpy(buf, p, size_t(n) * sizeof(T));
+  return Vec<T>::load_aligned(buf);
+}
+
+// Stores min(n, width) lanes of x to p.
+template <class T>
+inline void store(T* p, const Vec<T>& x, int64_t n) {
+  if (n >= width<T>) return x.store_unaligned(p);
+  alignas(64) T buf[width<T>];
+  x.store_aligned(buf);
+  std::memcpy(p, buf, size_t(n) * sizeof(T));
+}
+
+template <class T>
+inline T sum(const Vec<T>& x) {
+  return xsimd::hadd(x);
+}
+
+// out[j] = f(in[j]...) for j < n, f called on batches.
+template <class T, class F, class... In>
+inline void map(int64_t n, T* out, F&& f, const In*... in) {
+  for (int64_t j = 0; j < n; j += width<T>) store(out + j, f(load(in + j, n - j)...), n - j);
+}
+
+// sum_j f(in[j]...) for j < n; f must map zero lanes to zero.
+template <class T, class F, class... In>
+inline T map_sum(int64_t n, F&& f, const In*... in) {
+  Vec<T> acc(T(0));
+  for (int64_t j = 0; j < n; j += width<T>) acc += f(load(in + j, n - j)...);
+  return sum(acc);
+}
+
+// out[j] = exp(in[j]).
+template <class T>
+inline void exp_row(int64_t n, T* out, const T* in) {
+  map(n, out, [](auto x) { return xsimd::exp(x); }, in);
+}
+
+}  // namespace rotor::kernels::gla_simd
