@@ -188,14 +188,23 @@ TEST_CASE("a failed save leaves the previous file intact") {
   const std::string path = dir / "model.safetensors";
   save_safetensors(path, {{"a", from_vector<float>({1, 2})}});
   const std::string before = io::read_all(path, "test");
-  // Occupy the temporary name write_atomic uses, so the new file cannot be created.
-  fs::create_directory(path + ".tmp" + std::to_string(::getpid()));
-  CHECK_THROWS_AS(save_safetensors(path, {{"a", from_vector<float>({3, 4, 5})}}), Error);
+  // A save interrupted half-way through its bytes: the old file stays, no temporary remains.
+  CHECK_THROWS_WITH_AS(io::write_atomic(path, "test",
+                                        [&](std::ostream& out) {
+                                          out.write(before.data(), std::streamsize(before.size() / 2));
+                                          ROTOR_FAIL("test", "interrupted");
+                                        }),
+                       doctest::Contains("interrupted"), Error);
   CHECK(io::read_all(path, "test") == before);
-  fs::remove(path + ".tmp" + std::to_string(::getpid()));
   // A save that fails while producing the bytes never touches the file either.
   CHECK_THROWS_AS(save_safetensors(path, {{"a", Tensor()}}), Error);
   CHECK(io::read_all(path, "test") == before);
+  // A directory that does not exist is a clear error.
+  CHECK_THROWS_WITH_AS(save_safetensors(dir / "missing/model.safetensors", {{"a", from_vector<float>({1})}}),
+                       doctest::Contains("cannot open"), Error);
+  size_t files = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir.path)) ++files;
+  CHECK(files == 1);
   save_safetensors(path, {{"a", from_vector<float>({3, 4, 5})}});
   CHECK(load_safetensors(path).find("a")->numel() == 3);
 }
@@ -347,10 +356,10 @@ TEST_CASE("resume refuses files that do not belong together or other data") {
   const std::string path = dir / "ckpt.safetensors";
   run.trainer.save(path);
   run.trainer.step();
-  // The optimizer file of step 2 is written, then the model file fails: step 1 and 2 mixed.
-  fs::create_directory(path + ".tmp" + std::to_string(::getpid()));
-  CHECK_THROWS_AS(run.trainer.save(path), Error);
-  fs::remove(path + ".tmp" + std::to_string(::getpid()));
+  // A crash between the two renames leaves step 2's optimizer file beside step 1's model file.
+  const std::string later = dir / "later.safetensors";
+  run.trainer.save(later);
+  fs::copy_file(Trainer::optimizer_path(later), Trainer::optimizer_path(path), fs::copy_options::overwrite_existing);
   Run other(c, 1, data, tiny_train());
   CHECK_THROWS_WITH_AS(other.trainer.resume(path), doctest::Contains("do not belong together"), Error);
 
