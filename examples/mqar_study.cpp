@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -79,6 +80,12 @@ int main(int argc, char** argv) {
   examples::Flags flags(argc, argv, kUsage);
   const std::string variants_flag = flags.str("variants", "none,rope,selective_rope,selective_rope_bias");
   const std::string out_dir = flags.str("out-dir", ".");
+  std::error_code mkdir_error;
+  std::filesystem::create_directories(out_dir, mkdir_error);
+  if (mkdir_error) {
+    std::fprintf(stderr, "mqar_study: cannot create --out-dir %s: %s\n", out_dir.c_str(), mkdir_error.message().c_str());
+    return 2;
+  }
   // Defaults sized to finish in a few minutes per variant on 2 cores.
   const std::vector<std::pair<std::string, std::string>> defaults = {
       {"mixer", "gla"},   {"vocab", "64"},   {"seq-len", "32"}, {"kv-pairs", "8"},      {"dim", "64"},

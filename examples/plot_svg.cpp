@@ -33,7 +33,10 @@ double tick_step(double span, int n) {
 
 std::string line_plot_svg(const std::vector<Series>& series, const PlotOptions& o) {
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
-  const double left = 70, right = 170, top = 40, bottom = 60;
+  // The legend column is sized for the longest label (about 7 px per character at font size 12).
+  size_t longest_label = 0;
+  for (const Series& s : series) longest_label = std::max(longest_label, s.label.size());
+  const double left = 70, right = 60 + 7.5 * double(longest_label), top = 40, bottom = 60;
   const double pw = o.width - left - right, ph = o.height - top - bottom;
   double x_min = INFINITY, x_max = -INFINITY;
   for (const Series& s : series)
