@@ -73,12 +73,7 @@ CaseBuilder attention_case(std::function<void(AttentionLayerConfig&)> configure)
         c.position_embedding.selective.phi_proj_rank = 3;
         configure(c);
         auto m = std::make_shared<Attention>(c, g, d);
-        NoGradGuard ng;
-        for (const Parameter& p : m->named_parameters())
-          if (p.value.requires_grad() && p.value.dim() >= 2) {
-            Tensor v = p.value;
-            mul_(v, 15.0);
-          }
+        scale_matrices_for_gradcheck(*m);
         return m;
       },
       [](const Attention& m, const TensorList& x) { return TensorList{m.forward(x[0])}; });

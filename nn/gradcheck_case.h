@@ -4,12 +4,26 @@
 #include <memory>
 
 #include "autograd/gradcheck.h"
+#include "autograd/ops.h"
+#include "nn/module.h"
 
 namespace rotor::nn {
 
 // Whole layers compose dozens of ops with weights of order one: float32 rounding accumulates to
 // a few 1e-6 of the gradient's scale (measured), so their float32/float64 agreement bound is 2e-5.
 inline const GradcheckOptions kLayerOptions = {.float32_agreement = 2e-5};
+
+// Multiplies every matrix of a freshly built layer by 15: the std-0.02 initialisation would leave
+// most paths too small to matter, weights of order one exercise every one of them.
+template <class Layer>
+void scale_matrices_for_gradcheck(Layer& layer) {
+  NoGradGuard no_grad;
+  for (const Parameter& p : layer.named_parameters())
+    if (p.value.requires_grad() && p.value.dim() >= 2) {
+      Tensor w = p.value;
+      mul_(w, 15.0);
+    }
+}
 
 // make(dtype, gen) -> std::shared_ptr<Layer>; run(layer, inputs) -> TensorList.
 template <class Make, class Run>

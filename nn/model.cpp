@@ -213,12 +213,7 @@ CaseBuilder lm_case(const std::string& mixer, const std::string& pe) {
         if (mixer == "attn") c.attn_layers = {0, 1};
         if (mixer == "hybrid") c.attn_layers = {1};
         auto m = std::make_shared<LanguageModel>(c, g, d);
-        NoGradGuard ng;
-        for (const Parameter& p : m->named_parameters())
-          if (p.value.requires_grad() && p.value.dim() >= 2) {
-            Tensor v = p.value;
-            mul_(v, 15.0);
-          }
+        scale_matrices_for_gradcheck(*m);
         return m;
       },
       [](const LanguageModel& m, const TensorList&) {
