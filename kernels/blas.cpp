@@ -119,35 +119,4 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   return out;
 }
 
-Tensor matmul_reference(const Tensor& a_in, const Tensor& b_in) {
-  Tensor a = a_in.dim() == 1 ? core::unsqueeze(a_in, 0) : a_in;
-  Tensor b = b_in.dim() == 1 ? core::unsqueeze(b_in, 1) : b_in;
-  const int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
-  ROTOR_CHECK(k == b.shape()[b.dim() - 2], "matmul_reference", "inner dims differ");
-  Shape batch_a(a.shape().begin(), a.shape().end() - 2), batch_b(b.shape().begin(), b.shape().end() - 2);
-  Shape batch = broadcast_shapes(batch_a, batch_b, "matmul_reference");
-  Shape ea = batch, eb = batch;
-  ea.insert(ea.end(), {m, k});
-  eb.insert(eb.end(), {k, n});
-  Tensor ac = core::contiguous(core::to_dtype(core::contiguous(core::expand(a, ea)), DType::Float64));
-  Tensor bc = core::contiguous(core::to_dtype(core::contiguous(core::expand(b, eb)), DType::Float64));
-  Shape os = batch;
-  os.insert(os.end(), {m, n});
-  Tensor out = Tensor::empty(os, DType::Float64);
-  const double* ap = ac.data<double>();
-  const double* bp = bc.data<double>();
-  double* o = out.data<double>();
-  for (int64_t z = 0; z < shape_numel(batch); ++z)
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        double s = 0;
-        for (int64_t p = 0; p < k; ++p) s += ap[(z * m + i) * k + p] * bp[(z * k + p) * n + j];
-        o[(z * m + i) * n + j] = s;
-      }
-  out = core::to_dtype(out, a.dtype());
-  if (a_in.dim() == 1) out = core::squeeze(out, out.dim() - 2);
-  if (b_in.dim() == 1) out = core::squeeze(out, out.dim() - 1);
-  return out;
-}
-
 }  // namespace rotor::kernels

@@ -16,7 +16,4 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
 // broadcast. Output contiguous.
 Tensor matmul(const Tensor& a, const Tensor& b);
 
-// Plain triple loop with the same semantics (the test oracle), accumulating in double.
-Tensor matmul_reference(const Tensor& a, const Tensor& b);
-
 }  // namespace rotor::kernels

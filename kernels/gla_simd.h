@@ -54,10 +54,4 @@ inline T map_sum(int64_t n, F&& f, const In*... in) {
   return sum(acc);
 }
 
-// out[j] = exp(in[j]).
-template <class T>
-inline void exp_row(int64_t n, T* out, const T* in) {
-  map(n, out, [](auto x) { return xsimd::exp(x); }, in);
-}
-
 }  // namespace rotor::kernels::gla_simd

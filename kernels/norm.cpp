@@ -50,20 +50,9 @@ void rms_norm_backward(const T* x, const T* w, const T* rstd, const T* dy, T* dx
     for (int64_t d = 0; d < D; ++d) dw[d] += partial[size_t(b * D + d)];
 }
 
-template <class T>
-void rms_norm_forward_reference(const T* x, const T* w, T* y, int64_t N, int64_t D, T eps) {
-  for (int64_t n = 0; n < N; ++n) {
-    double ss = 0;
-    for (int64_t d = 0; d < D; ++d) ss += double(x[n * D + d]) * double(x[n * D + d]);
-    double r = 1.0 / std::sqrt(ss / double(D) + double(eps));
-    for (int64_t d = 0; d < D; ++d) y[n * D + d] = T(double(x[n * D + d]) * r * double(w[d]));
-  }
-}
-
 #define ROTOR_INSTANTIATE(T)                                                                                   \
   template void rms_norm_forward<T>(const T*, const T*, T*, T*, int64_t, int64_t, T);                       \
-  template void rms_norm_backward<T>(const T*, const T*, const T*, const T*, T*, T*, int64_t, int64_t);     \
-  template void rms_norm_forward_reference<T>(const T*, const T*, T*, int64_t, int64_t, T);
+  template void rms_norm_backward<T>(const T*, const T*, const T*, const T*, T*, T*, int64_t, int64_t);
 ROTOR_INSTANTIATE(float)
 ROTOR_INSTANTIATE(double)
 #undef ROTOR_INSTANTIATE

@@ -14,8 +14,4 @@ void rms_norm_forward(const T* x, const T* w, T* y, T* rstd, int64_t N, int64_t 
 template <class T>
 void rms_norm_backward(const T* x, const T* w, const T* rstd, const T* dy, T* dx, T* dw, int64_t N, int64_t D);
 
-// The plain loops, in double: the test oracle.
-template <class T>
-void rms_norm_forward_reference(const T* x, const T* w, T* y, int64_t N, int64_t D, T eps);
-
 }  // namespace rotor::kernels
