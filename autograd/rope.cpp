@@ -1,7 +1,5 @@
 #include "autograd/rope.h"
 
-#include <cmath>
-#include <numbers>
 
 #include "autograd/gradcheck.h"
 #include "core/view.h"
@@ -169,31 +167,23 @@ RopeOut rope(const Tensor& q_in, const Tensor& k_in, const Tensor& freqs, int64_
 
 Tensor rope_frequencies(int64_t head_dim, double base, DType dtype) {
   ROTOR_CHECK(head_dim > 0 && head_dim % 2 == 0, "rope_frequencies", "head_dim must be even, got ", head_dim);
-  std::vector<double> f(size_t(head_dim / 2));
-  for (size_t r = 0; r < f.size(); ++r) f[r] = std::pow(base, -2.0 * double(r) / double(head_dim));
-  return core::to_dtype(from_vector(f), dtype);
+  Tensor omega = Tensor::empty({head_dim / 2}, dtype);
+  dispatch_float(dtype, "rope_frequencies", [&](auto tag) {
+    kernels::rope_frequencies<decltype(tag)>(omega.data<decltype(tag)>(), head_dim, base);
+  });
+  return omega;
 }
 
 Tensor rotary_temperature(const std::string& type, double theta, int64_t head_dim, double temp_max, DType dtype) {
-  const int64_t R = head_dim / 2;
-  std::vector<double> t(static_cast<size_t>(R));
-  if (type == "rope") {
-    ROTOR_CHECK(theta >= 1.0, "rotary_temperature", "type rope needs theta >= 1, got ", theta);
-    for (int64_t r = 0; r < R; ++r) t[size_t(r)] = temp_max / std::pow(theta, 2.0 * double(r) / double(head_dim));
-  } else if (type == "rfa") {
-    ROTOR_CHECK(theta > 0.0 && theta < 1.0, "rotary_temperature", "type rfa needs 0 < theta < 1, got ", theta);
-    // ω = linspace(0, θπ, R); τ ∝ sqrt((1 - cos ω)/(1 + cos ω)) = tan(ω/2), scaled to max temp_max.
-    double top = 0;
-    for (int64_t r = 0; r < R; ++r) {
-      double w = R > 1 ? theta * std::numbers::pi * double(r) / double(R - 1) : 0.0;
-      t[size_t(r)] = std::sqrt((1 - std::cos(w)) / (1 + std::cos(w)));
-      top = std::max(top, t[size_t(r)]);
-    }
-    for (double& v : t) v = top > 0 ? temp_max * v / top : 0.0;
-  } else {
-    ROTOR_FAIL("rotary_temperature", "unknown temperature type '", type, "' (rope or rfa)");
-  }
-  return core::to_dtype(from_vector(t), dtype);
+  ROTOR_CHECK(type == "rope" || type == "rfa", "rotary_temperature", "unknown temperature type '", type,
+              "' (rope or rfa)");
+  ROTOR_CHECK(head_dim > 0 && head_dim % 2 == 0, "rotary_temperature", "head_dim must be even, got ", head_dim);
+  const auto kind = type == "rope" ? kernels::TemperatureType::Rope : kernels::TemperatureType::Rfa;
+  Tensor t = Tensor::empty({head_dim / 2}, dtype);
+  dispatch_float(dtype, "rotary_temperature", [&](auto tag) {
+    kernels::rotary_temperature<decltype(tag)>(t.data<decltype(tag)>(), kind, theta, head_dim, temp_max);
+  });
+  return t;
 }
 
 ROTOR_GRADCHECK({"selective_rope_unfused", {input({2, 3, 2, 4}), input({2, 3, 2, 4}), input({2, 3, 2, 2}), input({2}, 0.5, 1.5), input({2, 2, 2})},
