@@ -63,6 +63,8 @@ class SavedTensor {
   uint64_t version_ = 0;
 };
 inline SavedTensor save(const Tensor& t) { return SavedTensor(t); }
+// Saves t only when the backward will read it (when `needed`, usually another input's requires_grad).
+inline SavedTensor save_if(bool needed, const Tensor& t) { return needed ? SavedTensor(t) : SavedTensor(); }
 
 // Grad mode is per thread; ops record nodes only while it is on.
 bool grad_enabled();

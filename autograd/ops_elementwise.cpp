@@ -38,7 +38,10 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = kernels::binary(Binary::Mul, a, b);
   if (needs_grad({a, b}))
-    record(kMul, {a, b}, {out}, [sa = save(a), sb = save(b)](const TensorList& g, const std::vector<bool>& needs) {
+    // Each factor is needed only for the other's gradient: x * 0.5 keeps nothing of x alive.
+    record(kMul, {a, b}, {out},
+           [sa = save_if(b.requires_grad(), a), sb = save_if(a.requires_grad(), b)](const TensorList& g,
+                                                                                     const std::vector<bool>& needs) {
       return TensorList{needs[0] ? mul(g[0], sb.get()) : Tensor(), needs[1] ? mul(g[0], sa.get()) : Tensor()};
     });
   return out;
@@ -47,7 +50,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = kernels::binary(Binary::Div, a, b);
   if (needs_grad({a, b}))
-    record(kDiv, {a, b}, {out}, [so = save(out), sb = save(b)](const TensorList& g, const std::vector<bool>& needs) {
+    record(kDiv, {a, b}, {out},
+           [so = save_if(b.requires_grad(), out), sb = save(b)](const TensorList& g, const std::vector<bool>& needs) {
       Tensor ga = div(g[0], sb.get());
       return TensorList{needs[0] ? ga : Tensor(), needs[1] ? neg(mul(ga, so.get())) : Tensor()};
     });

@@ -101,6 +101,25 @@ TEST_CASE("modifying a saved tensor in place is caught at backward time") {
   CHECK(msg.find("modified in place") != std::string::npos);
 }
 
+TEST_CASE("mul keeps only the factor the other gradient needs") {
+  Tensor w = from_vector<double>({1.0, 2.0}).requires_grad_();
+  Tensor c = from_vector<double>({3.0, 5.0});
+  Tensor loss = sum(mul(w, c));
+  {
+    NoGradGuard guard;
+    add_(w, ones_like(w));  // w itself is not needed: dL/dw = c
+  }
+  loss.backward();
+  CHECK(grad_of(w) == std::vector<double>{3.0, 5.0});
+
+  Tensor loss2 = sum(mul(w, c));
+  {
+    NoGradGuard guard;
+    add_(c, ones_like(c));  // c is needed for dL/dw
+  }
+  CHECK(error_of([&] { loss2.backward(); }).find("modified in place") != std::string::npos);
+}
+
 TEST_CASE("in-place update of a tensor that requires grad is refused in grad mode") {
   Tensor w = from_vector<double>({1.0}).requires_grad_();
   CHECK(error_of([&] { add_(w, ones_like(w)); }).find("[add_]") != std::string::npos);
