@@ -87,25 +87,15 @@ V rescan_one_channel(int64_t n, V h, Alpha&& alpha, Beta&& beta, Emit&& emit) {
 // Several channels (C > 1): rows of channels, SIMD across them
 // ---------------------------------------------------------------------------------------------
 
-// (A, U) := step after (A, U), for h -> a h + b: U = a U + b, A = a A.
-template <class V>
+// (A, U) := step after (A, U), for h -> a h + b: U = a U + b, A = a A. Conj: the same with
+// conj(a), the backward recurrence's steps.
+template <bool Conj = false, class V>
 void step_rows(V* A, V* U, const V* a, const V* b, int64_t n) {
   simd::for_channels<V>(
       n, [](auto w, V* A, V* U, const V* a, const V* b) {
         using W = decltype(w);
         W at = simd::load<W>(a);
-        simd::store(U, simd::madd(at, simd::load<W>(U), simd::load<W>(b)));
-        simd::store(A, simd::mul(at, simd::load<W>(A)));
-      },
-      A, U, a, b);
-}
-// The same with conj(a): the backward recurrence's steps.
-template <class V>
-void step_rows_conj(V* A, V* U, const V* a, const V* b, int64_t n) {
-  simd::for_channels<V>(
-      n, [](auto w, V* A, V* U, const V* a, const V* b) {
-        using W = decltype(w);
-        W at = simd::conjugate(simd::load<W>(a));
+        if constexpr (Conj) at = simd::conjugate(at);
         simd::store(U, simd::madd(at, simd::load<W>(U), simd::load<W>(b)));
         simd::store(A, simd::mul(at, simd::load<W>(A)));
       },
@@ -150,6 +140,8 @@ void linear_recurrence_forward(const V* a, const V* b, const V* h0, V* h, V* hT,
     return;
   }
   const ChannelLanes L(B, T, C, int64_t(sizeof(V)));
+  // A read-only row of zeros: the state before the start when there is no h0 (shared by every block).
+  const std::vector<V> zeros(size_t(L.cw), V(0));
   const ScanPlan plan = plan_scan(L.count, T, 3 * L.cw * int64_t(sizeof(V)), false);
   auto start_of = [&](int64_t lane, const V* carry) -> const V* {
     return carry ? carry : h0 ? h0 + L.state(lane) : nullptr;
@@ -184,7 +176,6 @@ void linear_recurrence_forward(const V* a, const V* b, const V* h0, V* h, V* hT,
           hi - lo, s ? *s : V(0), [&](int64_t i, auto w) { return simd::load<decltype(w)>(ab + i); },
           [&](int64_t i, auto w) { return simd::load<decltype(w)>(bb + i); }, [&](int64_t i, auto w) { simd::store(hb + i, w); });
     } else {
-      std::vector<V> zeros(s ? 0 : size_t(n), V(0));
       if (!s) s = zeros.data();
       for (int64_t t = lo; t < hi; ++t) {
         const int64_t off = base + t * C;
@@ -211,6 +202,8 @@ void linear_recurrence_backward(const V* a, const V* h0, const V* h, const V* dh
     return;
   }
   const ChannelLanes L(B, T, C, int64_t(sizeof(V)));
+  // Read-only rows of 1 and 0 for the steps that have no a or b (shared by every block).
+  const std::vector<V> ones(size_t(L.cw), V(1)), zeros(size_t(L.cw), V(0));
   const ScanPlan plan = plan_scan(L.count, T, 5 * L.cw * int64_t(sizeof(V)), true);
   auto start_of = [&](int64_t lane, const V* carry) -> const V* {
     return carry ? carry : dhT ? dhT + L.state(lane) : nullptr;
@@ -243,10 +236,9 @@ void linear_recurrence_backward(const V* a, const V* h0, const V* h, const V* dh
       return;
     }
     // The last step has no a_{t+1}: it composes with 1 (g_{T-1} = dhT + dh_{T-1}).
-    std::vector<V> ones(hi == T ? size_t(n) : 0, V(1)), zeros(dh ? 0 : size_t(n), V(0));
     for (int64_t t = hi - 1; t >= lo; --t) {
       const int64_t off = base + t * C;
-      step_rows_conj(A, U, t + 1 < T ? a + off + C : ones.data(), dh ? dh + off : zeros.data(), n);
+      step_rows<true>(A, U, t + 1 < T ? a + off + C : ones.data(), dh ? dh + off : zeros.data(), n);
     }
   };
   auto fold = [&](int64_t lane, const V* prev, const V* agg, V* next) {
@@ -287,7 +279,6 @@ void linear_recurrence_backward(const V* a, const V* h0, const V* h, const V* dh
       if (lo == 0 && dh0) dh0[L.state(lane)] = simd::mul(simd::conjugate(a[base]), g);
       return;
     }
-    std::vector<V> ones(hi == T ? size_t(n) : 0, V(1)), zeros(size_t(n), V(0));
     const V* h_start = h0 ? h0 + L.state(lane) : zeros.data();
     if (!s) s = zeros.data();
     for (int64_t t = hi - 1; t >= lo; --t) {
