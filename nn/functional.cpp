@@ -1,5 +1,7 @@
 #include "nn/functional.h"
 
+#include "autograd/gradcheck.h"
+
 namespace rotor::nn {
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
@@ -38,5 +40,15 @@ ConvResult short_conv(const Tensor& x, const Tensor& weight, const Tensor& bias,
   if (silu_after) y = silu(y);
   return {y, narrow(padded, 1, T, W - 1).detach()};
 }
+
+ROTOR_GRADCHECK({"linear", {input({2, 3, 4}), transposed({5, 4}), input({5})},
+                 [](auto& x) { return TensorList{linear(x[0], x[1], x[2])}; }});
+ROTOR_GRADCHECK({"rms_norm_unfused", {input({2, 3, 5}), input({5}, 0.5, 1.5)},
+                 [](auto& x) { return TensorList{rms_norm_unfused(x[0], x[1], 1e-6)}; }});
+ROTOR_GRADCHECK({"l2_norm", {transposed({4, 3})}, [](auto& x) { return TensorList{l2_norm(x[0], 1e-6)}; }});
+ROTOR_GRADCHECK({"short_conv", {input({2, 5, 3}), input({3, 1, 4}), input({3}), input({2, 3, 3})}, [](auto& x) {
+                   ConvResult r = short_conv(x[0], x[1], x[2], x[3], true);
+                   return TensorList{r.y};
+                 }});
 
 }  // namespace rotor::nn
