@@ -245,6 +245,10 @@ void check_large_logits() {
   CHECK(all_finite(got.dk));
   CHECK(all_finite(got.dv));
   check_close(got, want, std::sqrt(double(d.D)) * eps<T> * L);
+  // lse is of size L itself, so its relative error above says little: bound it absolutely.
+  double lse_err = 0;
+  for (size_t i = 0; i < got.lse.size(); ++i) lse_err = std::max(lse_err, std::abs(got.lse[i] - want.lse[i]));
+  CHECK(lse_err <= std::sqrt(double(d.D)) * eps<T> * L);
 }
 
 TEST_CASE("large logits stay finite and match the reference") {

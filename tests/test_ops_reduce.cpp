@@ -415,13 +415,13 @@ TEST_CASE("large reductions are bit-identical on 1 and 2 threads") {
   REQUIRE(num_threads() >= 2);
   two = run();
   for (size_t i = 0; i < one.size(); ++i) CHECK_MESSAGE(same_bits(one[i], two[i]), "result ", i);
-  // And the big sum is right: |error| <= (n-1) u sum|x| doubled, computed here in double.
+  // And the big sums are right. Over 1e7 positive values a running float32 sum drifts by whole
+  // percents (its ulp reaches 0.5 long before the end); the blocked sum stays within 1e-6.
   double s = 0, a = 0;
   const float* p = big.data<float>();
   for (int64_t i = 0; i < big.numel(); ++i) s += p[i], a += std::fabs(p[i]);
-  CHECK(std::fabs(one[0].item() - s) <= 2e7 * unit_roundoff(DType::Float32) * a);
-  // A pairwise/blocked sum does far better than the worst case: within 1e-4 of sum|x|.
-  CHECK(std::fabs(one[0].item() - s) <= 1e-4 * a);
+  CHECK(std::fabs(one[0].item() - s) <= 1e-6 * a);
+  CHECK(std::fabs(sum(abs(big)).item() - a) <= 1e-6 * a);
 }
 
 TEST_CASE("max, min, argmax and argmin propagate NaN wherever it sits in the row") {
