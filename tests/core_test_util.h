@@ -4,8 +4,12 @@
 #pragma once
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -134,6 +138,30 @@ inline bool same_bits(const Tensor& a, const Tensor& b) {
   Tensor ca = rotor::core::contiguous(a), cb = rotor::core::contiguous(b);
   return std::memcmp(ca.raw_data(), cb.raw_data(), size_t(ca.numel()) * rotor::dtype_size(ca.dtype())) == 0;
 }
+
+// ---- files ----
+
+// A fresh directory per test (unique per process and per instance), removed at the end.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static int counter = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("rotor_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (auto& e : std::filesystem::directory_iterator(path)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+};
 
 // ---- random shapes and layouts ----
 

@@ -10,20 +10,13 @@
 
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
+#include "core_test_util.h"
 
 using namespace rotor;
+using testutil::error_of;
 
 namespace {
 std::vector<double> grad_of(const Tensor& t) { return core::to_dtype(t.grad(), DType::Float64).to_vector<double>(); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 }  // namespace
 
 TEST_CASE("a value used twice accumulates both contributions") {

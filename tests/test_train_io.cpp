@@ -12,30 +12,18 @@
 #include "core/io.h"
 #include "core/json.h"
 #include "core/safetensors.h"
+#include "core_test_util.h"
 #include "nn/mqar.h"
 #include "nn/trainer.h"
 
 using namespace rotor;
 using namespace rotor::nn;
+using testutil::same_bits;
+using testutil::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test, removed at the end.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("rotor_train_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-};
 
 std::string u64le(uint64_t n) {
   std::string s(8, '\0');
@@ -226,11 +214,6 @@ ModelConfig tiny_config(const std::string& pe) {
   return c;
 }
 
-bool same_bits(const Tensor& a, const Tensor& b) {
-  Tensor x = core::contiguous(a), y = core::contiguous(b);
-  return x.shape() == y.shape() && x.dtype() == y.dtype() &&
-         std::memcmp(x.raw_data(), y.raw_data(), size_t(x.numel()) * dtype_size(x.dtype())) == 0;
-}
 }  // namespace
 
 TEST_CASE("save_model / load_model round trip: same parameters, config and logits") {
