@@ -1,6 +1,7 @@
 // Registers a layer with the gradcheck registry: the layer is built in the case's dtype and
 // its parameters are checked along with the inputs.
 #pragma once
+#include <functional>
 #include <memory>
 
 #include "autograd/gradcheck.h"
@@ -13,16 +14,20 @@ namespace rotor::nn {
 // a few 1e-6 of the gradient's scale (measured), so their float32/float64 agreement bound is 2e-5.
 inline const GradcheckOptions kLayerOptions = {.float32_agreement = 2e-5};
 
+// Multiplies the trainable parameters that `which` selects by `factor`, in place.
+inline void scale_parameters(const Module& m, double factor, const std::function<bool(const Parameter&)>& which) {
+  NoGradGuard no_grad;
+  for (const Parameter& p : m.named_parameters())
+    if (p.value.requires_grad() && which(p)) {
+      Tensor w = p.value;
+      mul_(w, factor);
+    }
+}
+
 // Multiplies every matrix of a freshly built layer by 15: the std-0.02 initialisation would leave
 // most paths too small to matter, weights of order one exercise every one of them.
-template <class Layer>
-void scale_matrices_for_gradcheck(Layer& layer) {
-  NoGradGuard no_grad;
-  for (const Parameter& p : layer.named_parameters())
-    if (p.value.requires_grad() && p.value.dim() >= 2) {
-      Tensor w = p.value;
-      mul_(w, 15.0);
-    }
+inline void scale_matrices_for_gradcheck(const Module& layer) {
+  scale_parameters(layer, 15.0, [](const Parameter& p) { return p.value.dim() >= 2; });
 }
 
 // make(dtype, gen) -> std::shared_ptr<Layer>; run(layer, inputs) -> TensorList.

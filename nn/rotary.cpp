@@ -173,12 +173,7 @@ CaseBuilder selective_rope_case(SelectiveRopeConfig config, bool with_cache) {
       [config](DType d, Generator& g) {
         auto m = std::make_shared<SelectiveRoPE>(4, 6, 2, config, g, d);
         // The reference initialisation (std 0.02) gives tiny angles; larger weights exercise the rotation.
-        NoGradGuard ng;
-        for (const Parameter& p : m->named_parameters())
-          if (p.value.requires_grad() && p.name != "phi_proj.scalar") {
-            Tensor v = p.value;
-            mul_(v, 20.0);
-          }
+        scale_parameters(*m, 20.0, [](const Parameter& p) { return p.name != "phi_proj.scalar"; });
         return m;
       },
       [with_cache](const SelectiveRoPE& m, const TensorList& x) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <set>
 
+#include "nn/gradcheck_case.h"
 #include "nn/model.h"
 
 using namespace rotor;
@@ -29,12 +30,7 @@ ModelConfig small_config(const std::string& mixer, const std::string& pe) {
 
 // Weights larger than the 0.02 initialisation, so positions and phases visibly matter.
 void scale_weights(LanguageModel& m, double factor) {
-  NoGradGuard ng;
-  for (const Parameter& p : m.named_parameters())
-    if (p.value.requires_grad() && p.value.dim() >= 2 && p.name != "model.embeddings.weight") {
-      Tensor v = p.value;
-      mul_(v, factor);
-    }
+  scale_parameters(m, factor, [](const Parameter& p) { return p.value.dim() >= 2 && p.name != "model.embeddings.weight"; });
 }
 
 double max_abs(const Tensor& t) { return max(abs(t)).item(); }
