@@ -53,6 +53,16 @@ const Json* Json::find(const std::string& key) const {
   return nullptr;
 }
 
+void Json::read_optional(const std::string& key, int64_t& out) const {
+  if (const Json* v = find(key); v && !v->is_null()) out = v->as_int(key);
+}
+void Json::read_optional(const std::string& key, double& out) const {
+  if (const Json* v = find(key); v && !v->is_null()) out = v->as_number(key);
+}
+void Json::read_optional(const std::string& key, bool& out) const {
+  if (const Json* v = find(key); v && !v->is_null()) out = v->as_bool(key);
+}
+
 const Json& Json::at(const std::string& key) const {
   const Json* v = find(key);
   ROTOR_CHECK(v, "json", "missing key '", key, "'");

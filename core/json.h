@@ -47,6 +47,11 @@ class Json {
   // Object access: find returns nullptr when absent; set replaces or appends.
   const Json* find(const std::string& key) const;
   const Json& at(const std::string& key) const;  // Error when absent
+  // Optional fields of a config: out is set from member `key` when it is present and not null,
+  // left as it is otherwise (a wrong type is an Error naming the key).
+  void read_optional(const std::string& key, int64_t& out) const;
+  void read_optional(const std::string& key, double& out) const;
+  void read_optional(const std::string& key, bool& out) const;
   Json& set(const std::string& key, Json value);
   // Array append.
   Json& push(Json value);

@@ -71,30 +71,21 @@ Json ModelConfig::to_json() const {
 ModelConfig ModelConfig::from_json(const Json& j) {
   j.as_object("model config");
   ModelConfig c;
-  auto integer = [&](const char* key, int64_t& out) {
-    if (auto* v = j.find(key); v && !v->is_null()) out = v->as_int(key);
-  };
-  auto number = [&](const char* key, double& out) {
-    if (auto* v = j.find(key); v && !v->is_null()) out = v->as_number(key);
-  };
-  auto flag = [&](const char* key, bool& out) {
-    if (auto* v = j.find(key); v && !v->is_null()) out = v->as_bool(key);
-  };
-  integer("vocab_size", c.vocab_size);
-  integer("hidden_size", c.hidden_size);
-  integer("num_hidden_layers", c.num_hidden_layers);
-  integer("num_heads", c.num_heads);
-  number("expand_k", c.expand_k);
-  number("expand_v", c.expand_v);
-  integer("hidden_ratio", c.hidden_ratio);
-  integer("intermediate_size", c.intermediate_size);
-  flag("use_short_conv", c.use_short_conv);
-  integer("conv_size", c.conv_size);
-  flag("use_output_gate", c.use_output_gate);
-  number("norm_eps", c.norm_eps);
-  integer("gate_logit_normalizer", c.gate_logit_normalizer);
-  integer("gate_low_rank_dim", c.gate_low_rank_dim);
-  integer("chunk_size", c.chunk_size);
+  j.read_optional("vocab_size", c.vocab_size);
+  j.read_optional("hidden_size", c.hidden_size);
+  j.read_optional("num_hidden_layers", c.num_hidden_layers);
+  j.read_optional("num_heads", c.num_heads);
+  j.read_optional("expand_k", c.expand_k);
+  j.read_optional("expand_v", c.expand_v);
+  j.read_optional("hidden_ratio", c.hidden_ratio);
+  j.read_optional("intermediate_size", c.intermediate_size);
+  j.read_optional("use_short_conv", c.use_short_conv);
+  j.read_optional("conv_size", c.conv_size);
+  j.read_optional("use_output_gate", c.use_output_gate);
+  j.read_optional("norm_eps", c.norm_eps);
+  j.read_optional("gate_logit_normalizer", c.gate_logit_normalizer);
+  j.read_optional("gate_low_rank_dim", c.gate_low_rank_dim);
+  j.read_optional("chunk_size", c.chunk_size);
   if (auto* pe = j.find("position_embedding")) c.position_embedding = PositionEmbeddingConfig::from_json(*pe);
   if (auto* a = j.find("attn"); a && !a->is_null()) {
     for (const Json& l : a->at("layers").as_array("attn.layers")) c.attn_layers.push_back(l.as_int("attn.layers[]"));

@@ -41,28 +41,19 @@ PositionEmbeddingConfig PositionEmbeddingConfig::from_json(const Json& j) {
   auto str = [&](const char* key, std::string& out) {
     if (auto* v = j.find(key)) out = v->is_null() ? "" : v->as_string(key);
   };
-  auto integer = [&](const char* key, int64_t& out) {
-    if (auto* v = j.find(key)) out = v->as_int(key);
-  };
-  auto number = [&](const char* key, double& out) {
-    if (auto* v = j.find(key)) out = v->as_number(key);
-  };
-  auto flag = [&](const char* key, bool& out) {
-    if (auto* v = j.find(key)) out = v->as_bool(key);
-  };
   str("phi_parametrization", s.phi_parametrization);
-  integer("phi_proj_rank", s.phi_proj_rank);
-  flag("skip_conv", s.skip_conv);
-  integer("d_conv", s.d_conv);
+  j.read_optional("phi_proj_rank", s.phi_proj_rank);
+  j.read_optional("skip_conv", s.skip_conv);
+  j.read_optional("d_conv", s.d_conv);
   str("conv_act", s.conv_act);
-  flag("use_bias", s.use_bias);
-  flag("use_gate", s.use_gate);
+  j.read_optional("use_bias", s.use_bias);
+  j.read_optional("use_gate", s.use_gate);
   str("gate_parametrization", s.gate_parametrization);
-  integer("gate_low_rank_dim", s.gate_low_rank_dim);
+  j.read_optional("gate_low_rank_dim", s.gate_low_rank_dim);
   str("temp_type", s.temp_type);
-  number("temp_theta", s.temp_theta);
-  number("temp_max", s.temp_max);
-  flag("temp_grad", s.temp_grad);
+  j.read_optional("temp_theta", s.temp_theta);
+  j.read_optional("temp_max", s.temp_max);
+  j.read_optional("temp_grad", s.temp_grad);
   return c;
 }
 
