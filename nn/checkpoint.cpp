@@ -54,16 +54,22 @@ ModelConfig checkpoint_config(const SafetensorsContent& file, const std::string&
   }
 }
 
-int64_t checkpoint_step(const SafetensorsContent& file, const std::string& what) {
-  const std::string* s = file.find_metadata("step");
-  ROTOR_CHECK(s, "load_checkpoint", what, ": no step in the metadata");
+int64_t metadata_int(const SafetensorsContent& file, const std::string& key, const char* op, const std::string& what) {
+  const std::string* s = file.find_metadata(key);
+  ROTOR_CHECK(s, op, what, ": metadata has no '", key, "'");
   try {
     size_t used = 0;
-    int64_t v = std::stoll(*s, &used);
-    if (used == s->size() && v >= 0) return v;
+    const long long v = std::stoll(*s, &used);
+    if (used == s->size()) return v;
   } catch (const std::exception&) {
   }
-  ROTOR_FAIL("load_checkpoint", what, ": step '", *s, "' is not a non-negative integer");
+  ROTOR_FAIL(op, what, ": metadata '", key, "' = '", *s, "' is not an integer");
+}
+
+int64_t checkpoint_step(const SafetensorsContent& file, const std::string& what) {
+  const int64_t step = metadata_int(file, "step", "load_checkpoint", what);
+  ROTOR_CHECK(step >= 0, "load_checkpoint", what, ": step ", step, " is negative");
+  return step;
 }
 
 std::unique_ptr<LanguageModel> load_model(const std::string& path) {

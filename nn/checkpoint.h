@@ -28,6 +28,9 @@ LoadReport load_parameters(const Module& module, const SafetensorsContent& file,
 // The config and step stored in a model file (rotor::Error when absent or malformed).
 ModelConfig checkpoint_config(const SafetensorsContent& file, const std::string& what = "checkpoint");
 int64_t checkpoint_step(const SafetensorsContent& file, const std::string& what = "checkpoint");
+// An integer stored as text in a file's __metadata__; an Error from `op` naming `what` and the key
+// when it is absent or not an integer.
+int64_t metadata_int(const SafetensorsContent& file, const std::string& key, const char* op, const std::string& what);
 
 // Builds the model its file describes and loads its parameters (strict).
 std::unique_ptr<LanguageModel> load_model(const std::string& path);

@@ -85,37 +85,22 @@ void Trainer::save(const std::string& path, const Metadata& extra) const {
   save_model(path, model, step_, extra);
 }
 
-namespace {
-int64_t meta_int(const SafetensorsContent& f, const std::string& key, const std::string& what) {
-  const std::string* s = f.find_metadata(key);
-  ROTOR_CHECK(s, "resume", what, ": metadata has no '", key, "'");
-  try {
-    size_t used = 0;
-    long long v = std::stoll(*s, &used);
-    if (used == s->size()) return v;
-  } catch (const std::exception&) {
-  }
-  ROTOR_FAIL("resume", what, ": metadata '", key, "' = '", *s, "' is not an integer");
-}
-}  // namespace
-
 void Trainer::resume(const std::string& path) {
   const std::string opt_path = optimizer_path(path);
   SafetensorsContent model_file = load_safetensors(path);
   SafetensorsContent opt_file = load_safetensors(opt_path);
   const std::string mwhat = "'" + path + "'", owhat = "'" + opt_path + "'";
-  const int64_t step = checkpoint_step(model_file, mwhat);
-  ROTOR_CHECK(meta_int(opt_file, "step", owhat) == step, "resume", owhat, " is from step ",
-              meta_int(opt_file, "step", owhat), " but ", mwhat, " from step ", step,
+  auto opt_int = [&](const char* key) { return metadata_int(opt_file, key, "resume", owhat); };
+  const int64_t step = checkpoint_step(model_file, mwhat), opt_step = opt_int("step");
+  ROTOR_CHECK(opt_step == step, "resume", owhat, " is from step ", opt_step, " but ", mwhat, " from step ", step,
               " (an interrupted save?): they do not belong together");
   const std::string* fp = opt_file.find_metadata("data_fingerprint");
   ROTOR_CHECK(fp && *fp == data_fingerprint(loader.data()), "resume", owhat,
               " was saved while training on other data (fingerprint ", fp ? *fp : "none", ", now ",
               data_fingerprint(loader.data()), "): use the same task, sizes and seed to resume");
-  ROTOR_CHECK(uint64_t(meta_int(opt_file, "loader_seed", owhat)) == loader.seed() &&
-                  meta_int(opt_file, "loader_batch_size", owhat) == loader.batch_size(),
-              "resume", owhat, " was saved with loader seed ", meta_int(opt_file, "loader_seed", owhat),
-              " and batch size ", meta_int(opt_file, "loader_batch_size", owhat), ", now ", loader.seed(), " and ",
+  const int64_t seed = opt_int("loader_seed"), batch_size = opt_int("loader_batch_size");
+  ROTOR_CHECK(uint64_t(seed) == loader.seed() && batch_size == loader.batch_size(), "resume", owhat,
+              " was saved with loader seed ", seed, " and batch size ", batch_size, ", now ", loader.seed(), " and ",
               loader.batch_size());
   const ModelConfig saved = checkpoint_config(model_file, mwhat);
   ROTOR_CHECK(saved.to_json().dump() == model.config.to_json().dump(), "resume", mwhat,
@@ -123,7 +108,7 @@ void Trainer::resume(const std::string& path) {
   // Validate both files fully before writing into the model.
   load_parameters(model, model_file, true, mwhat);
   optimizer.load_state_dict(opt_file.tensors);
-  loader.set_position({meta_int(opt_file, "loader_epoch", owhat), meta_int(opt_file, "loader_cursor", owhat)});
+  loader.set_position({opt_int("loader_epoch"), opt_int("loader_cursor")});
   step_ = step;
 }
 
