@@ -89,19 +89,15 @@ int main(int argc, char** argv) {
     Generator init(seed);
     LanguageModel model(model_config, init);
     Trainer trainer(model, loader, train);
-    if (!resume_path.empty()) trainer.resume(resume_path);
+    const std::string saved_train = resume_path.empty() ? "" : trainer.resume(resume_path);
     std::printf("model: %s + %s, %lld parameters (%lld in matmuls); MQAR V=%lld T=%lld pairs=%lld; %lld steps of %lld\n",
                 mixer.c_str(), pe.c_str(), (long long)model.num_parameters(), (long long)model.matmul_parameters(),
                 (long long)task.vocab_size, (long long)task.seq_len, (long long)task.num_kv_pairs, (long long)train.steps,
                 (long long)batch);
     if (trainer.step_count()) std::printf("resumed from %s at step %lld\n", resume_path.c_str(), (long long)trainer.step_count());
-    if (!resume_path.empty()) {
-      const SafetensorsContent optim_file = load_safetensors(Trainer::optimizer_path(resume_path));
-      const std::string* saved = optim_file.find_metadata("train_config");
-      if (!saved || *saved != train.to_json().dump())
-        std::printf("note: the training settings differ from the saved run's (%s): the continuation follows the new ones\n",
-                    saved ? saved->c_str() : "none");
-    }
+    if (!resume_path.empty() && saved_train != train.to_json().dump())
+      std::printf("note: the training settings differ from the saved run's (%s): the continuation follows the new ones\n",
+                  saved_train.empty() ? "none" : saved_train.c_str());
 
     // 3. The CSV log (appended to when resuming).
     std::ofstream log;

@@ -85,7 +85,7 @@ void Trainer::save(const std::string& path, const Metadata& extra) const {
   save_model(path, model, step_, extra);
 }
 
-void Trainer::resume(const std::string& path) {
+std::string Trainer::resume(const std::string& path) {
   const std::string opt_path = optimizer_path(path);
   SafetensorsContent model_file = load_safetensors(path);
   SafetensorsContent opt_file = load_safetensors(opt_path);
@@ -110,6 +110,8 @@ void Trainer::resume(const std::string& path) {
   optimizer.load_state_dict(opt_file.tensors);
   loader.set_position({opt_int("loader_epoch"), opt_int("loader_cursor")});
   step_ = step;
+  const std::string* saved_train = opt_file.find_metadata("train_config");
+  return saved_train ? *saved_train : std::string();
 }
 
 EvalResult evaluate(const LanguageModel& model, const TokenData& data, int64_t batch_size) {

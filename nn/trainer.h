@@ -50,8 +50,9 @@ class Trainer {
   // writes is detected by resume() instead of silently mixing two steps.
   void save(const std::string& path, const Metadata& extra = {}) const;
   // Loads both files into this trainer's model, optimizer and loader: the next step() is the
-  // one the saved run would have made.
-  void resume(const std::string& path);
+  // one the saved run would have made. Returns the training settings the run was saved with
+  // (TrainConfig as JSON; empty when the file has none), so a caller can tell when they changed.
+  std::string resume(const std::string& path);
   static std::string optimizer_path(const std::string& path) { return path + ".optim.safetensors"; }
 
   LanguageModel& model;
