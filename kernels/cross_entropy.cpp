@@ -56,10 +56,27 @@ void row_softmax_scaled(const T* x, int64_t n, T m, T ls, T scale, T* d) {
   for (; i < n; ++i) d[i] = scale * std::exp((x[i] - m) - ls);
 }
 
+// dlogits of one row: scale · (softmax(x) - onehot(label)), zero for an ignored row.
 template <class T>
-void row_block(int64_t block, int64_t N, const auto& body) {
-  const int64_t lo = block * kRowsPerBlock, hi = std::min(N, lo + kRowsPerBlock);
-  for (int64_t r = lo; r < hi; ++r) body(r);
+void write_row_grad(const T* x, int64_t label, int64_t V, int64_t ignore_index, T m, T ls, T scale, T* d) {
+  if (label == ignore_index) {
+    std::fill(d, d + V, T(0));
+    return;
+  }
+  row_softmax_scaled(x, V, m, ls, scale, d);
+  d[label] -= scale;
+}
+
+// body(r) for every row: on the calling thread for small problems, else over a fixed partition
+// of rows into blocks.
+void for_rows(int64_t N, int64_t V, const auto& body) {
+  if (N * V <= kParallelGrain) {
+    for (int64_t r = 0; r < N; ++r) body(r);
+    return;
+  }
+  parallel_blocks((N + kRowsPerBlock - 1) / kRowsPerBlock, [&](int64_t b) {
+    for (int64_t r = b * kRowsPerBlock, hi = std::min(N, r + kRowsPerBlock); r < hi; ++r) body(r);
+  });
 }
 
 }  // namespace
@@ -67,48 +84,26 @@ void row_block(int64_t block, int64_t N, const auto& body) {
 template <class T>
 void cross_entropy_forward(const T* logits, const int64_t* labels, int64_t N, int64_t V, int64_t ignore_index,
                            T* m, T* ls, T* loss, T* dlogits, T scale) {
-  const int64_t blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
-  auto body = [&](int64_t r) {
+  for_rows(N, V, [&](int64_t r) {
     const T* x = logits + r * V;
     if (labels[r] == ignore_index) {
       m[r] = ls[r] = loss[r] = T(0);
-      if (dlogits) std::fill(dlogits + r * V, dlogits + (r + 1) * V, T(0));
-      return;
+    } else {
+      const auto [mx, l] = row_logsumexp(x, V);
+      m[r] = mx;
+      ls[r] = l;
+      loss[r] = (mx - x[labels[r]]) + l;
     }
-    const auto [mx, l] = row_logsumexp(x, V);
-    m[r] = mx;
-    ls[r] = l;
-    loss[r] = (mx - x[labels[r]]) + l;
-    if (dlogits) {
-      row_softmax_scaled(x, V, mx, l, scale, dlogits + r * V);
-      dlogits[r * V + labels[r]] -= scale;
-    }
-  };
-  // Small problems stay on the calling thread.
-  if (N * V <= kParallelGrain) {
-    for (int64_t r = 0; r < N; ++r) body(r);
-    return;
-  }
-  parallel_blocks(blocks, [&](int64_t b) { row_block<T>(b, N, body); });
+    if (dlogits) write_row_grad(x, labels[r], V, ignore_index, m[r], ls[r], scale, dlogits + r * V);
+  });
 }
 
 template <class T>
 void cross_entropy_backward(const T* logits, const int64_t* labels, const T* m, const T* ls, int64_t N, int64_t V,
                             int64_t ignore_index, T scale, T* dlogits) {
-  auto body = [&](int64_t r) {
-    T* d = dlogits + r * V;
-    if (labels[r] == ignore_index) {
-      std::fill(d, d + V, T(0));
-      return;
-    }
-    row_softmax_scaled(logits + r * V, V, m[r], ls[r], scale, d);
-    d[labels[r]] -= scale;
-  };
-  if (N * V <= kParallelGrain) {
-    for (int64_t r = 0; r < N; ++r) body(r);
-    return;
-  }
-  parallel_blocks((N + kRowsPerBlock - 1) / kRowsPerBlock, [&](int64_t b) { row_block<T>(b, N, body); });
+  for_rows(N, V, [&](int64_t r) {
+    write_row_grad(logits + r * V, labels[r], V, ignore_index, m[r], ls[r], scale, dlogits + r * V);
+  });
 }
 
 template <class T>
