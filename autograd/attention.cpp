@@ -7,14 +7,24 @@
 
 namespace rotor {
 
-Tensor attention_unfused(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal) {
+namespace {
+// Checks q [B, Tq, H, D], k [B, Tk, H, D], v [B, Tk, H, Dv] (one dtype) and the causal rule.
+kernels::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
   ROTOR_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.size(0) == q.size(0) && k.size(2) == q.size(2) &&
                   k.size(3) == q.size(3) && v.size(0) == q.size(0) && v.size(1) == k.size(1) && v.size(2) == q.size(2),
               "attention", "expected q [B, Tq, H, D], k [B, Tk, H, D], v [B, Tk, H, Dv]; got ", shape_str(q.shape()),
               ", ", shape_str(k.shape()), ", ", shape_str(v.shape()));
-  const int64_t Tq = q.size(1), Tk = k.size(1);
-  ROTOR_CHECK(!causal || Tq <= Tk, "attention", "causal attention needs Tq <= Tk, got ", Tq, " and ", Tk);
-  const double s = scale > 0 ? scale : 1.0 / std::sqrt(double(q.size(3)));
+  ROTOR_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(), "attention", "dtype mismatch");
+  const kernels::AttentionDims dims{q.size(0), q.size(1), k.size(1), q.size(2), q.size(3), v.size(3)};
+  kernels::attention_check_dims("attention", dims, causal);
+  return dims;
+}
+}  // namespace
+
+Tensor attention_unfused(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal) {
+  const kernels::AttentionDims dims = attention_dims(q, k, v, causal);
+  const int64_t Tq = dims.Tq, Tk = dims.Tk;
+  const double s = scale > 0 ? scale : kernels::attention_default_scale(dims.D);
   Tensor qh = transpose(q, 1, 2), kh = transpose(k, 1, 2), vh = transpose(v, 1, 2);  // [B, H, T, D]
   Tensor scores = matmul(qh, transpose(kh, -1, -2)) * s;                             // [B, H, Tq, Tk]
   if (causal) scores = masked_fill(scores, logical_not(tril_mask(Tq, Tk, Tk - Tq)), -INFINITY);
@@ -24,16 +34,7 @@ Tensor attention_unfused(const Tensor& q, const Tensor& k, const Tensor& v, doub
 static const OpDef kAttention{"attention"};
 
 Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, double scale, bool causal) {
-  ROTOR_CHECK(q_in.dim() == 4 && k_in.dim() == 4 && v_in.dim() == 4, "attention",
-              "expected q [B, Tq, H, D], k [B, Tk, H, D], v [B, Tk, H, Dv]; got ", shape_str(q_in.shape()), ", ",
-              shape_str(k_in.shape()), ", ", shape_str(v_in.shape()));
-  ROTOR_CHECK(k_in.size(0) == q_in.size(0) && k_in.size(2) == q_in.size(2) && k_in.size(3) == q_in.size(3) &&
-                  v_in.size(0) == q_in.size(0) && v_in.size(1) == k_in.size(1) && v_in.size(2) == q_in.size(2),
-              "attention", "expected q [B, Tq, H, D], k [B, Tk, H, D], v [B, Tk, H, Dv]; got ", shape_str(q_in.shape()),
-              ", ", shape_str(k_in.shape()), ", ", shape_str(v_in.shape()));
-  ROTOR_CHECK(q_in.dtype() == k_in.dtype() && q_in.dtype() == v_in.dtype(), "attention", "dtype mismatch");
-  const kernels::AttentionDims dims{q_in.size(0), q_in.size(1), k_in.size(1), q_in.size(2), q_in.size(3), v_in.size(3)};
-  kernels::attention_check_dims("attention", dims, causal);
+  const kernels::AttentionDims dims = attention_dims(q_in, k_in, v_in, causal);
   const double s = scale > 0 ? scale : kernels::attention_default_scale(dims.D);
   const bool grad = needs_grad({q_in, k_in, v_in});
   Tensor q = core::contiguous(q_in), k = core::contiguous(k_in), v = core::contiguous(v_in);
