@@ -23,18 +23,19 @@ Tensor scatter_into_zeros(const Shape& shape, DType dtype, const Tensor& g,
 static const OpDef kReshape{"reshape"}, kPermute{"permute"}, kSlice{"slice"}, kSelect{"select"},
     kExpand{"expand"}, kContiguous{"contiguous"}, kToDtype{"to_dtype"}, kConcat{"concat"};
 
-Tensor reshape(const Tensor& x, const Shape& shape) {
-  Tensor out = core::reshape(x, shape);
+namespace {
+// Records out, a view or reshaped copy of x with x's elements in order: its backward reshapes
+// the gradient back to x's shape.
+Tensor record_reshape(const Tensor& x, Tensor out) {
   if (out.is_same(x)) out = alias(x);
   if (needs_grad({x}))
     record(kReshape, {x}, {out}, [in = x.shape()](const TensorList& g, auto&) { return TensorList{reshape(g[0], in)}; });
   return out;
 }
+}  // namespace
 
-Tensor view(const Tensor& x, const Shape& shape) {
-  core::view(x, shape);  // throws when a view is impossible
-  return reshape(x, shape);
-}
+Tensor reshape(const Tensor& x, const Shape& shape) { return record_reshape(x, core::reshape(x, shape)); }
+Tensor view(const Tensor& x, const Shape& shape) { return record_reshape(x, core::view(x, shape)); }
 
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   if (x.dim() == 0) return reshape(x, {1});
@@ -48,9 +49,9 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   return reshape(x, shape);
 }
 
-Tensor squeeze(const Tensor& x) { return reshape(x, core::squeeze(x).shape()); }
-Tensor squeeze(const Tensor& x, int64_t dim) { return reshape(x, core::squeeze(x, dim).shape()); }
-Tensor unsqueeze(const Tensor& x, int64_t dim) { return reshape(x, core::unsqueeze(x, dim).shape()); }
+Tensor squeeze(const Tensor& x) { return record_reshape(x, core::squeeze(x)); }
+Tensor squeeze(const Tensor& x, int64_t dim) { return record_reshape(x, core::squeeze(x, dim)); }
+Tensor unsqueeze(const Tensor& x, int64_t dim) { return record_reshape(x, core::unsqueeze(x, dim)); }
 
 Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   Tensor out = core::permute(x, dims);
