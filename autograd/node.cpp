@@ -51,12 +51,18 @@ bool grad_enabled() { return g_grad_enabled; }
 void set_grad_enabled(bool on) { g_grad_enabled = on; }
 void set_op_tracer(std::vector<std::string>* names) { g_tracer = names; }
 
-bool needs_grad(const TensorList& inputs) {
+namespace {
+template <class List>
+bool any_requires_grad(const List& inputs) {
   if (!g_grad_enabled) return false;
   for (const Tensor& t : inputs)
     if (t.defined() && t.requires_grad()) return true;
   return false;
 }
+}  // namespace
+
+bool needs_grad(const TensorList& inputs) { return any_requires_grad(inputs); }
+bool needs_grad(std::initializer_list<Tensor> inputs) { return any_requires_grad(inputs); }
 
 void record(const OpDef& op, const TensorList& inputs, const TensorList& outputs, BackwardFn backward) {
   if (g_tracer) g_tracer->push_back(op.name);

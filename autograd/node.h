@@ -8,6 +8,7 @@
 // broadcasts to it: the engine sums broadcast gradients back in one place.
 #pragma once
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -83,6 +84,8 @@ class NoGradGuard {
 
 // True when grad mode is on and any defined input requires grad.
 bool needs_grad(const TensorList& inputs);
+// The braced form every op uses: no vector is built, so ops under NoGradGuard allocate nothing here.
+bool needs_grad(std::initializer_list<Tensor> inputs);
 
 // Makes `outputs` results of `op` applied to `inputs`. Outputs must be fresh tensors.
 void record(const OpDef& op, const TensorList& inputs, const TensorList& outputs, BackwardFn backward);
