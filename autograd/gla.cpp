@@ -38,14 +38,6 @@ GlaOut gla_unfused(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
 }
 
 namespace {
-template <class T>
-const T* data_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
-template <class T>
-T* data_or_null(Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
 
 enum class GlaForm { Recurrent, Chunked };
 
@@ -65,10 +57,10 @@ GlaOut gla_fused(const OpDef& op, GlaForm form, const Tensor& q_in, const Tensor
   dispatch_float(q.dtype(), op.name, [&](auto tag) {
     using T = decltype(tag);
     if (form == GlaForm::Recurrent)
-      kernels::gla_recurrent_forward<T>(d, q.data<T>(), k.data<T>(), v.data<T>(), g.data<T>(), data_or_null<T>(h0),
+      kernels::gla_recurrent_forward<T>(d, q.data<T>(), k.data<T>(), v.data<T>(), g.data<T>(), h0.data_or_null<T>(),
                                         o.data<T>(), ht.data<T>(), T(s));
     else
-      kernels::gla_chunked_forward<T>(d, q.data<T>(), k.data<T>(), v.data<T>(), g.data<T>(), data_or_null<T>(h0),
+      kernels::gla_chunked_forward<T>(d, q.data<T>(), k.data<T>(), v.data<T>(), g.data<T>(), h0.data_or_null<T>(),
                                       o.data<T>(), ht.data<T>(), T(s), chunk);
   });
   if (needs_grad({q_in, k_in, v_in, g_in, h0_in}))
@@ -84,12 +76,12 @@ GlaOut gla_fused(const OpDef& op, GlaForm form, const Tensor& q_in, const Tensor
                using T = decltype(tag);
                if (form == GlaForm::Recurrent)
                  kernels::gla_recurrent_backward<T>(d, qv.data<T>(), kv.data<T>(), vv.data<T>(), gv.data<T>(),
-                                                    data_or_null<T>(hv), dout.data<T>(), dht.data<T>(), dq.data<T>(),
-                                                    dk.data<T>(), dv.data<T>(), dg.data<T>(), data_or_null<T>(dh0), T(s));
+                                                    hv.data_or_null<T>(), dout.data<T>(), dht.data<T>(), dq.data<T>(),
+                                                    dk.data<T>(), dv.data<T>(), dg.data<T>(), dh0.data_or_null<T>(), T(s));
                else
                  kernels::gla_chunked_backward<T>(d, qv.data<T>(), kv.data<T>(), vv.data<T>(), gv.data<T>(),
-                                                  data_or_null<T>(hv), dout.data<T>(), dht.data<T>(), dq.data<T>(),
-                                                  dk.data<T>(), dv.data<T>(), dg.data<T>(), data_or_null<T>(dh0), T(s),
+                                                  hv.data_or_null<T>(), dout.data<T>(), dht.data<T>(), dq.data<T>(),
+                                                  dk.data<T>(), dv.data<T>(), dg.data<T>(), dh0.data_or_null<T>(), T(s),
                                                   chunk);
              });
              return TensorList{dq, dk, dv, dg, dh0};
@@ -128,7 +120,7 @@ GlaOut gla_complex_recurrent(const Tensor& q_in, const Tensor& k_in, const Tenso
   dispatch_float(q.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     kernels::gla_complex_recurrent_forward<T>(d, q.data<T>(), k.data<T>(), v.data<T>(), g.data<T>(), th.data<T>(),
-                                              data_or_null<T>(h0), o.data<T>(), ht.data<T>(), T(s));
+                                              h0.data_or_null<T>(), o.data<T>(), ht.data<T>(), T(s));
   });
   if (needs_grad({q_in, k_in, v_in, g_in, dtheta_in, h0_in}))
     record(kGlaComplex, {q_in, k_in, v_in, g_in, dtheta_in, h0_in}, {o, ht},
@@ -141,9 +133,9 @@ GlaOut gla_complex_recurrent(const Tensor& q_in, const Tensor& k_in, const Tenso
              dispatch_float(qv.dtype(), "gla_complex_recurrent", [&](auto tag) {
                using T = decltype(tag);
                kernels::gla_complex_recurrent_backward<T>(d, qv.data<T>(), kv.data<T>(), vv.data<T>(), gv.data<T>(),
-                                                          tv.data<T>(), data_or_null<T>(hv), dout.data<T>(), dht.data<T>(),
+                                                          tv.data<T>(), hv.data_or_null<T>(), dout.data<T>(), dht.data<T>(),
                                                           dq.data<T>(), dk.data<T>(), dv.data<T>(), dg.data<T>(),
-                                                          dth.data<T>(), data_or_null<T>(dh0), T(s));
+                                                          dth.data<T>(), dh0.data_or_null<T>(), T(s));
              });
              return TensorList{dq, dk, dv, dg, dth, dh0};
            });

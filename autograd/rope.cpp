@@ -55,10 +55,6 @@ void check_selective_rope(const Tensor& q, const Tensor& k, const Tensor& phi, c
                 " vs ", dtype_name(t->dtype()));
 }
 
-template <class T>
-const T* ptr_or_null(const Tensor& t) {
-  return t.defined() ? t.data<T>() : nullptr;
-}
 }  // namespace
 
 static const OpDef kSelectiveRope{"selective_rope"}, kRope{"rope"}, kRotate{"rotate"};
@@ -84,8 +80,8 @@ Tensor rotate(const Tensor& x_in, const Tensor& theta_in, RotaryLayout layout) {
              Tensor dx = needs[0] ? empty_like(xv) : Tensor(), dtheta = needs[1] ? empty_like(tv) : Tensor();
              dispatch_float(xv.dtype(), "rotate", [&](auto tag) {
                using T = decltype(tag);
-               kernels::rotary_backward<T>(dx.defined() ? dx.data<T>() : nullptr,
-                                           dtheta.defined() ? dtheta.data<T>() : nullptr, dout.data<T>(), xv.data<T>(),
+               kernels::rotary_backward<T>(dx.data_or_null<T>(),
+                                           dtheta.data_or_null<T>(), dout.data<T>(), xv.data<T>(),
                                            tv.data<T>(), N, D, layout);
              });
              return TensorList{dx, dtheta};
@@ -105,7 +101,7 @@ SelectiveRopeOut selective_rope(const Tensor& q_in, const Tensor& k_in, const Te
   dispatch_float(q.dtype(), "selective_rope", [&](auto tag) {
     using T = decltype(tag);
     kernels::selective_rope_forward<T>(q_out.data<T>(), k_out.data<T>(), final_offset.data<T>(), q.data<T>(),
-                                       k.data<T>(), phi.data<T>(), tau.data<T>(), ptr_or_null<T>(offset), shape);
+                                       k.data<T>(), phi.data<T>(), tau.data<T>(), offset.data_or_null<T>(), shape);
   });
   if (needs_grad({q_in, k_in, phi_in, temperature, offset_in}))
     record(kSelectiveRope, {q_in, k_in, phi_in, temperature, offset_in}, {q_out, k_out, final_offset},
@@ -118,10 +114,10 @@ SelectiveRopeOut selective_rope(const Tensor& q_in, const Tensor& k_in, const Te
              Tensor dtau = maybe(needs[3], tauv.shape()), doff = maybe(needs[4], {shape.B, shape.H, shape.D / 2});
              dispatch_float(qv.dtype(), "selective_rope", [&](auto tag) {
                using T = decltype(tag);
-               auto out = [](Tensor& t) { return t.defined() ? t.data<T>() : nullptr; };
+               auto out = [](Tensor& t) { return t.data_or_null<T>(); };
                kernels::selective_rope_backward<T>(out(dq), out(dk), out(dphi), out(dtau), out(doff), dq_out.data<T>(),
                                                    dk_out.data<T>(), dfinal.data<T>(), qv.data<T>(), kv.data<T>(),
-                                                   phiv.data<T>(), tauv.data<T>(), ptr_or_null<T>(offv), shape);
+                                                   phiv.data<T>(), tauv.data<T>(), offv.data_or_null<T>(), shape);
              });
              return TensorList{dq, dk, dphi, dtau.defined() ? core::reshape(dtau, tau_shape) : Tensor(), doff};
            });
@@ -157,7 +153,7 @@ RopeOut rope(const Tensor& q_in, const Tensor& k_in, const Tensor& freqs, int64_
              Tensor dq = needs[0] ? empty_like(dq_out) : Tensor(), dk = needs[1] ? empty_like(dk_out) : Tensor();
              dispatch_float(dq_out.dtype(), "rope", [&](auto tag) {
                using T = decltype(tag);
-               kernels::rope_backward<T>(dq.defined() ? dq.data<T>() : nullptr, dk.defined() ? dk.data<T>() : nullptr,
+               kernels::rope_backward<T>(dq.data_or_null<T>(), dk.data_or_null<T>(),
                                          dq_out.data<T>(), dk_out.data<T>(), so.get().data<T>(), position_offset, shape);
              });
              return TensorList{dq, dk};

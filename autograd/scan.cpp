@@ -18,7 +18,7 @@ RecurrenceOut recurrence(const OpDef& op, const Tensor& a_in, const Tensor& b_in
   Shape state{B, C};
   if (pairs == 2) state.push_back(2);
   Tensor h = empty_like(a), hT = Tensor::empty(state, a.dtype());
-  auto v = [](const Tensor& t) { return t.defined() ? reinterpret_cast<V*>(t.data<T>()) : nullptr; };
+  auto v = [](const Tensor& t) { return reinterpret_cast<V*>(t.data_or_null<T>()); };
   kernels::linear_recurrence_forward<V>(v(a), v(b), v(h0), v(h), v(hT), B, T_, C);
   if (needs_grad({a_in, b_in, h0_in}))
     record(op, {a_in, b_in, h0_in}, {h, hT},

@@ -66,6 +66,11 @@ class Tensor {
                 ", not ", dtype_name(dtype_of<T>()));
     return static_cast<T*>(raw_data());
   }
+  // data<T>(), or nullptr for an undefined tensor (the optional inputs and outputs of kernels).
+  template <class T>
+  T* data_or_null() const {
+    return defined() ? data<T>() : nullptr;
+  }
 
   // The single element of a one-element tensor.
   template <class T>
