@@ -8,7 +8,7 @@
 namespace rotor {
 
 namespace {
-double resolve_scale(double scale, const Tensor& q) { return scale > 0 ? scale : 1.0 / std::sqrt(double(q.size(-1))); }
+double resolve_scale(double scale, const Tensor& q) { return scale > 0 ? scale : kernels::gla_default_scale<double>(q.size(-1)); }
 
 void check_gla(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, const Tensor& h0, const char* op) {
   ROTOR_CHECK(q.dim() == 4 && k.shape() == q.shape() && g.shape() == q.shape() && v.dim() == 4 &&

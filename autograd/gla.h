@@ -3,6 +3,7 @@
 //   S_t = diag(exp g_t) S_{t-1} + k_t^T v_t,   o_t = (scale q_t) S_t
 #pragma once
 #include "autograd/ops.h"
+#include "kernels/gla.h"
 
 namespace rotor {
 
@@ -15,7 +16,7 @@ struct GlaOut {
 GlaOut gla_recurrent(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, double scale = -1,
                      const Tensor& initial_state = Tensor());
 GlaOut gla_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, double scale = -1,
-                   const Tensor& initial_state = Tensor(), int64_t chunk_size = 64);
+                   const Tensor& initial_state = Tensor(), int64_t chunk_size = kernels::kGlaDefaultChunk);
 // The complex-valued recurrence of MATH.md §3 ("the RoPE trick"): q and k read as K/2 complex
 // numbers (half-split), per-pair log-decays g and angle increments dtheta [B, T, H, K/2],
 //   h_t = (exp(g_t) e^{-i dtheta_t}) ⊙ h_{t-1} + z_{k,t} v_t^T,   o_t = scale Re(conj(z_{q,t})^T h_t).
