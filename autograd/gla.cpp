@@ -1,6 +1,5 @@
 #include "autograd/gla.h"
 
-#include <cmath>
 
 #include "autograd/gradcheck.h"
 #include "kernels/gla.h"
