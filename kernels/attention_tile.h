@@ -12,14 +12,8 @@
 #include <cstdint>
 #include <type_traits>
 
-// GCC 12 flags the _mm512_undefined_* idiom inside its own AVX-512 intrinsics as uninitialized
-// wherever they inline (GCC bug 105593, fixed in 13). The pragma covers those header lines only,
-// so this header must be included before anything that pulls in <immintrin.h> (oneTBB does).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <xsimd/xsimd.hpp>
-#pragma GCC diagnostic pop
+// Include before anything that pulls in <immintrin.h> (oneTBB does): see kernels/simd.h.
+#include "kernels/simd.h"
 
 namespace rotor::kernels::attention_tile {
 

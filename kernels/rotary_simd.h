@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
+#include "kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
 
 #include "core/error.h"
 #include "kernels/rotary.h"

@@ -7,13 +7,7 @@
 #include <cstdint>
 #include <type_traits>
 
-// GCC 12's _mm512_undefined_* (behind xsimd's AVX-512 swizzles) trips -Wuninitialized: a
-// known false positive in the compiler's own header, silenced where that header is read.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <xsimd/xsimd.hpp>
-#pragma GCC diagnostic pop
+#include "kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
 
 // Lane shuffles must inline into the scan loops (their masks then fold to constants).
 #define ROTOR_SIMD_INLINE [[gnu::always_inline]] inline

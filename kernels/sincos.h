@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include <xsimd/xsimd.hpp>
+#include "kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
 
 namespace rotor::kernels::simd {
 
