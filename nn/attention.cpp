@@ -23,13 +23,7 @@ Attention::Attention(const AttentionLayerConfig& c, Generator& gen, DType dtype)
     register_module("q_norm", *q_norm);
     register_module("k_norm", *k_norm);
   }
-  if (c.position_embedding.type == "selective_rope") {
-    rotary = std::make_unique<SelectiveRoPE>(head_dim, c.hidden_size, c.num_heads, c.position_embedding.selective,
-                                             gen, dtype);
-    register_module("rotary", *rotary);
-  } else if (c.position_embedding.type == "rope") {
-    rope_freqs = rope_frequencies(head_dim, c.position_embedding.theta, dtype);
-  }
+  position = PositionEmbedding(*this, c.position_embedding, head_dim, c.hidden_size, c.num_heads, gen, dtype);
 }
 
 Tensor Attention::forward(const Tensor& x, AttentionCache* cache) const {
@@ -39,16 +33,11 @@ Tensor Attention::forward(const Tensor& x, AttentionCache* cache) const {
   Tensor q = reshape(q_proj.forward(x), {B, T, H, head_dim});
   Tensor k = reshape(k_proj.forward(x), {B, T, H, head_dim});
   Tensor v = reshape(v_proj.forward(x), {B, T, H, head_dim});
-  if (q_norm && !rotary) q = q_norm->forward(q), k = k_norm->forward(k);
-  if (rotary) {
-    SelectiveRoPE::Output r = rotary->forward(q, k, x, cache ? &cache->rotary : nullptr);
-    q = r.q, k = r.k;
-    if (cache) cache->rotary = r.cache;
-  } else if (rope_freqs.defined()) {
-    RopeOut r = rope(q, k, rope_freqs, cache ? cache->seen : 0);
-    q = r.q, k = r.k;
-  }
-  if (q_norm && rotary) q = q_norm->forward(q), k = k_norm->forward(k);
+  // q/k norm comes after Selective RoPE's rotation, before a fixed one.
+  const bool norm_after = position.selective();
+  if (q_norm && !norm_after) q = q_norm->forward(q), k = k_norm->forward(k);
+  position.apply(q, k, x, cache ? &cache->rotary : nullptr, cache ? cache->seen : 0);
+  if (q_norm && norm_after) q = q_norm->forward(q), k = k_norm->forward(k);
   if (cache) {
     if (cache->k.defined()) {
       k = concat({cache->k, k}, 1);

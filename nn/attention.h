@@ -30,8 +30,7 @@ class Attention : public Module {
   int64_t head_dim;
   Linear q_proj, k_proj, v_proj, o_proj;
   std::unique_ptr<RMSNorm> q_norm, k_norm;
-  std::unique_ptr<SelectiveRoPE> rotary;
-  Tensor rope_freqs;
+  PositionEmbedding position;
 };
 
 }  // namespace rotor::nn

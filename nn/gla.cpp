@@ -45,14 +45,7 @@ GatedLinearAttention::GatedLinearAttention(const GlaLayerConfig& c, Generator& g
     g_norm = std::make_unique<RMSNorm>(head_v_dim, c.norm_eps, dtype);
     register_module("g_norm", *g_norm);
   }
-  const std::string& pe = c.position_embedding.type;
-  if (pe == "selective_rope") {
-    rotary = std::make_unique<SelectiveRoPE>(head_k_dim, c.hidden_size, c.num_heads, c.position_embedding.selective,
-                                             gen, dtype);
-    register_module("rotary", *rotary);
-  } else if (pe == "rope") {
-    rope_freqs = rope_frequencies(head_k_dim, c.position_embedding.theta, dtype);
-  }
+  position = PositionEmbedding(*this, c.position_embedding, head_k_dim, c.hidden_size, c.num_heads, gen, dtype);
 }
 
 Tensor GatedLinearAttention::forward(const Tensor& x, GlaCache* cache) const {
@@ -70,14 +63,7 @@ Tensor GatedLinearAttention::forward(const Tensor& x, GlaCache* cache) const {
   Tensor gk = gk_up.forward(gk_down.forward(x));
   q = reshape(q, {B, T, H, head_k_dim});
   k = reshape(k, {B, T, H, head_k_dim});
-  if (rotary) {
-    SelectiveRoPE::Output r = rotary->forward(q, k, x, cache ? &cache->rotary : nullptr);
-    q = r.q, k = r.k;
-    if (cache) cache->rotary = r.cache;
-  } else if (rope_freqs.defined()) {
-    RopeOut r = rope(q, k, rope_freqs, cache ? cache->seen : 0);
-    q = r.q, k = r.k;
-  }
+  position.apply(q, k, x, cache ? &cache->rotary : nullptr, cache ? cache->seen : 0);
   v = reshape(v, {B, T, H, head_v_dim});
   Tensor g = logsigmoid(reshape(gk, {B, T, H, head_k_dim})) / double(config.gate_logit_normalizer);
   Tensor h0 = cache ? cache->state : Tensor();

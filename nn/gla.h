@@ -48,8 +48,7 @@ class GatedLinearAttention : public Module {
   Linear o_proj;
   std::unique_ptr<GatedRMSNorm> g_norm_swish_gate;
   std::unique_ptr<RMSNorm> g_norm;
-  std::unique_ptr<SelectiveRoPE> rotary;
-  Tensor rope_freqs;  // fixed RoPE only
+  PositionEmbedding position;
 
  private:
   Module gk_proj_;

@@ -156,6 +156,27 @@ SelectiveRoPE::Output SelectiveRoPE::forward(const Tensor& q, const Tensor& k, c
   return {r.q, r.k, {history, r.final_offset.detach()}};
 }
 
+PositionEmbedding::PositionEmbedding(Module& owner, const PositionEmbeddingConfig& c, int64_t head_dim,
+                                     int64_t hidden_size, int64_t num_heads, Generator& gen, DType dtype) {
+  if (c.type == "selective_rope") {
+    selective_rope_ = std::make_unique<SelectiveRoPE>(head_dim, hidden_size, num_heads, c.selective, gen, dtype);
+    owner.register_module("rotary", *selective_rope_);
+  } else if (c.type == "rope") {
+    rope_freqs_ = rope_frequencies(head_dim, c.theta, dtype);
+  }
+}
+
+void PositionEmbedding::apply(Tensor& q, Tensor& k, const Tensor& x, RotaryCache* rotary, int64_t seen) const {
+  if (selective_rope_) {
+    SelectiveRoPE::Output r = selective_rope_->forward(q, k, x, rotary);
+    q = r.q, k = r.k;
+    if (rotary) *rotary = r.cache;
+  } else if (rope_freqs_.defined()) {
+    RopeOut r = rope(q, k, rope_freqs_, seen);
+    q = r.q, k = r.k;
+  }
+}
+
 // ---- gradcheck cases: every option of MATH.md §2, small dims (H = 2, D = 4, model 6) ----
 
 namespace {

@@ -68,4 +68,21 @@ class SelectiveRoPE : public Module {
   Module phi_proj_, phase_gate_proj_;  // name scopes for the reference's nested names
 };
 
+// The position embedding of an attention or GLA layer: none, fixed RoPE or Selective RoPE
+// (registered on the owning layer as "rotary", the reference's name), applied to q and k.
+class PositionEmbedding {
+ public:
+  PositionEmbedding() = default;  // none
+  PositionEmbedding(Module& owner, const PositionEmbeddingConfig& config, int64_t head_dim, int64_t hidden_size,
+                    int64_t num_heads, Generator& gen, DType dtype);
+  // Rotates q, k [B, T, H, head_dim] in place of the handles. x: the layer input (Selective
+  // RoPE's φ); rotary / seen: the streaming state, nullptr / 0 for a whole sequence.
+  void apply(Tensor& q, Tensor& k, const Tensor& x, RotaryCache* rotary, int64_t seen) const;
+  bool selective() const { return bool(selective_rope_); }
+
+ private:
+  std::unique_ptr<SelectiveRoPE> selective_rope_;
+  Tensor rope_freqs_;  // fixed RoPE only
+};
+
 }  // namespace rotor::nn
