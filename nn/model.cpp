@@ -30,7 +30,7 @@ void ModelConfig::validate() const {
   for (int64_t l : attn_layers)
     ROTOR_CHECK(l >= 0 && l < num_hidden_layers, op, "attention layer index ", l, " out of range [0, ",
                 num_hidden_layers, ")");
-  const int64_t ah = attn_num_heads ? attn_num_heads : num_heads;
+  const int64_t ah = attention_heads();
   ROTOR_CHECK(attn_layers.empty() || hidden_size % ah == 0, op, "hidden_size ", hidden_size,
               " is not divisible by attention heads ", ah);
   ROTOR_CHECK(chunk_size > 0, op, "chunk_size must be positive, got ", chunk_size);
@@ -61,7 +61,7 @@ Json ModelConfig::to_json() const {
     Json a = Json::object(), layers_json = Json::array();
     for (int64_t l : attn_layers) layers_json.push(l);
     a.set("layers", layers_json);
-    a.set("num_heads", attn_num_heads ? attn_num_heads : num_heads);
+    a.set("num_heads", attention_heads());
     a.set("qk_norm", attn_qk_norm);
     j.set("attn", a);
   }
@@ -117,7 +117,7 @@ GlaLayerConfig gla_config(const ModelConfig& c) {
 AttentionLayerConfig attention_config(const ModelConfig& c) {
   AttentionLayerConfig a;
   a.hidden_size = c.hidden_size;
-  a.num_heads = c.attn_num_heads ? c.attn_num_heads : c.num_heads;
+  a.num_heads = c.attention_heads();
   a.qk_norm = c.attn_qk_norm;
   a.norm_eps = c.norm_eps;
   a.position_embedding = c.position_embedding;

@@ -33,6 +33,7 @@ struct ModelConfig {
   bool attn_qk_norm = false;
 
   int64_t mlp_size() const;
+  int64_t attention_heads() const { return attn_num_heads ? attn_num_heads : num_heads; }
   bool is_attention_layer(int64_t i) const;
   void validate() const;  // rotor::Error("[config] ...") on anything inconsistent
   Json to_json() const;
