@@ -27,14 +27,8 @@ double Bench::triad_gbs() {
   if (triad_ > 0) return triad_;
   // a = b + s*c over three 96 MB float arrays, threads over fixed blocks like rotor's kernels.
   const int64_t n = int64_t(24) << 20;
-  auto sa = rotor::Storage::allocate(size_t(n) * 4), sb = rotor::Storage::allocate(size_t(n) * 4),
-       sc = rotor::Storage::allocate(size_t(n) * 4);
-  float* a = static_cast<float*>(sa->data());
-  float* b = static_cast<float*>(sb->data());
-  float* c = static_cast<float*>(sc->data());
-  rotor::parallel_for(n, rotor::kParallelGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) a[i] = 0.f, b[i] = 1.f, c[i] = 2.f;
-  });
+  Buffer ba(n, [](int64_t) { return 0.f; }), bb(n, [](int64_t) { return 1.f; }), bc(n, [](int64_t) { return 2.f; });
+  float *a = ba.data, *b = bb.data, *c = bc.data;
   const float s = 3.f;
   double sec = time_median([&] {
     rotor::parallel_for(n, rotor::kParallelGrain, [&](int64_t lo, int64_t hi) {

@@ -3,11 +3,29 @@
 // raw cblas_sgemm throughput — because shared machines drift and only ratios travel.
 #pragma once
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/parallel.h"
+#include "core/storage.h"
+
 namespace bench {
+
+// n floats in rotor's 64-byte aligned storage, element i set to value(i) in parallel (so the
+// pages are first touched by the threads that will use them).
+struct Buffer {
+  std::shared_ptr<rotor::Storage> storage;
+  float* data;
+  Buffer(int64_t n, const std::function<float(int64_t)>& value)
+      : storage(rotor::Storage::allocate(size_t(n) * sizeof(float))), data(static_cast<float*>(storage->data())) {
+    rotor::parallel_for(n, rotor::kParallelGrain, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) data[i] = value(i);
+    });
+  }
+};
 
 class Bench {
  public:

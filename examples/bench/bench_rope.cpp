@@ -16,17 +16,10 @@ namespace bench {
 
 namespace {
 
-// A 64-byte aligned float buffer filled with a cheap deterministic pattern in [lo, hi).
-struct Buffer {
-  std::shared_ptr<rotor::Storage> storage;
-  float* data;
-  Buffer(int64_t n, float lo, float hi) : storage(rotor::Storage::allocate(size_t(n) * sizeof(float))) {
-    data = static_cast<float*>(storage->data());
-    rotor::parallel_for(n, rotor::kParallelGrain, [&](int64_t a, int64_t b) {
-      for (int64_t i = a; i < b; ++i) data[i] = lo + (hi - lo) * float((i * 2654435761u) % 1000) / 1000.f;
-    });
-  }
-};
+// A cheap deterministic pattern in [lo, hi).
+Buffer pattern(int64_t n, float lo, float hi) {
+  return Buffer(n, [=](int64_t i) { return lo + (hi - lo) * float((i * 2654435761u) % 1000) / 1000.f; });
+}
 
 }  // namespace
 
@@ -34,10 +27,13 @@ void bench_rope(Bench& b) {
   using namespace rotor::kernels;
   const RopeShape sh{8, 2048, 8, 64};
   const int64_t n = sh.B * sh.T * sh.H * sh.D, np = n / 2, R = sh.D / 2;
-  Buffer q(n, -1, 1), k(n, -1, 1), phi(np, 0, 1), qo(n, 0, 0), ko(n, 0, 0);
-  Buffer dqo(n, -1, 1), dko(n, -1, 1), dq(n, 0, 0), dk(n, 0, 0), dphi(np, 0, 0);
-  Buffer tau(R, 0, 0), offset(sh.B * sh.H * R, 0, 0), final_offset(sh.B * sh.H * R, 0, 0);
-  Buffer dtau(R, 0, 0), doffset(sh.B * sh.H * R, 0, 0);
+  const int64_t no = sh.B * sh.H * R;  // offsets
+  Buffer q = pattern(n, -1, 1), k = pattern(n, -1, 1), phi = pattern(np, 0, 1), qo = pattern(n, 0, 0),
+         ko = pattern(n, 0, 0);
+  Buffer dqo = pattern(n, -1, 1), dko = pattern(n, -1, 1), dq = pattern(n, 0, 0), dk = pattern(n, 0, 0),
+         dphi = pattern(np, 0, 0);
+  Buffer tau = pattern(R, 0, 0), offset = pattern(no, 0, 0), final_offset = pattern(no, 0, 0);
+  Buffer dtau = pattern(R, 0, 0), doffset = pattern(no, 0, 0);
   rotary_temperature(tau.data, TemperatureType::Rope, 500000.0, sh.D);
 
   auto forward = [&] {

@@ -19,14 +19,9 @@ namespace bench {
 
 void bench_scan(Bench& b) {
   const int64_t T = int64_t(1) << 22;
-  auto buffer = [&] { return rotor::Storage::allocate(size_t(T) * sizeof(float)); };
-  auto sx = buffer(), sa = buffer(), sy = buffer();
-  float* x = static_cast<float*>(sx->data());
-  float* a = static_cast<float*>(sa->data());
-  float* y = static_cast<float*>(sy->data());
-  rotor::parallel_for(T, rotor::kParallelGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) x[i] = float(i % 7) - 3.f, a[i] = 0.999f, y[i] = 0.f;
-  });
+  Buffer bx(T, [](int64_t i) { return float(i % 7) - 3.f; }), ba(T, [](int64_t) { return 0.999f; }),
+      by(T, [](int64_t) { return 0.f; });
+  float *x = bx.data, *a = ba.data, *y = by.data;
 
   // Times fn on one thread and on all threads, alternating so that both see the same machine
   // (it is shared: a drift between two separate series would show up as a speedup); reports
