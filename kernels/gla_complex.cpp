@@ -18,9 +18,10 @@ using namespace gla_simd;
 using namespace gla_common;
 namespace {
 
-// h <- c ⊙ h + z_k v^T; writes o = scale Re(conj(z_q)^T h) when o != nullptr.
+// h <- c ⊙ p + z_k v^T from the previous state p = P (P == S: in place); writes
+// o = scale Re(conj(z_q)^T h) when o != nullptr.
 template <class T>
-void complex_step_forward(int64_t R, int64_t V, T* S, const T* q, const T* k, const T* v,
+void complex_step_forward(int64_t R, int64_t V, const T* P, T* S, const T* q, const T* k, const T* v,
                           const T* g, const T* dtheta, T* o, T scale) {
   if (o) std::fill(o, o + V, T(0));
   for (int64_t r = 0; r < R; ++r) {
@@ -29,10 +30,12 @@ void complex_step_forward(int64_t R, int64_t V, T* S, const T* q, const T* k, co
     const T kr = k[r], ki = k[r + R];
     T* re = S + r * V;
     T* im = S + (r + R) * V;
+    const T* pre = P + r * V;
+    const T* pim = P + (r + R) * V;
     const T qr = o ? scale * q[r] : T(0), qi = o ? scale * q[r + R] : T(0);
     for (int64_t j = 0; j < V; j += width<T>) {
       const int64_t n = V - j;
-      const Vec<T> x = load(re + j, n), y = load(im + j, n), vv = load(v + j, n);
+      const Vec<T> x = load(pre + j, n), y = load(pim + j, n), vv = load(v + j, n);
       const Vec<T> nr = cr * x - ci * y + kr * vv;
       const Vec<T> ni = cr * y + ci * x + ki * vv;
       store(re + j, nr, n);
@@ -101,7 +104,7 @@ void gla_complex_recurrent_forward(const GlaDims& d, const T* q, const T* k, con
       const Seq s(d, bh);
       copy_state(S, h0 ? h0 + s.state() : nullptr, K * V);
       for (int64_t t = 0; t < d.T; ++t)
-        complex_step_forward(R, V, S, q + s.x(t, K), k + s.x(t, K), v + s.x(t, V),
+        complex_step_forward(R, V, S, S, q + s.x(t, K), k + s.x(t, K), v + s.x(t, V),
                              g + s.x(t, R), dtheta + s.x(t, R), o + s.x(t, V), scale);
       if (ht) std::copy(S, S + K * V, ht + s.state());
     }
@@ -121,15 +124,15 @@ void gla_complex_recurrent_backward(const GlaDims& d, const T* q, const T* k, co
     T *checkpoints = mem.take(nseg * KV), *states = mem.take((seg + 1) * KV), *dS = mem.take(KV);
     for (int64_t bh = lo; bh < hi; ++bh) {
       const Seq s(d, bh);
-      auto step = [&](int64_t t, T* S) {
-        complex_step_forward<T>(R, V, S, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, R),
+      auto step = [&](int64_t t, const T* P, T* S) {
+        complex_step_forward<T>(R, V, P, S, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, R),
                                 dtheta + s.x(t, R), nullptr, scale);
       };
       T* S = dS;  // dS is free until the backward sweep
       copy_state(S, h0 ? h0 + s.state() : nullptr, KV);
       for (int64_t t = 0; t < d.T; ++t) {
         if (t % seg == 0) std::copy(S, S + KV, checkpoints + (t / seg) * KV);
-        step(t, S);
+        step(t, S, S);
       }
       copy_state(dS, dht ? dht + s.state() : nullptr, KV);
       for (int64_t c = nseg - 1; c >= 0; --c) {
@@ -137,8 +140,7 @@ void gla_complex_recurrent_backward(const GlaDims& d, const T* q, const T* k, co
         std::copy(checkpoints + c * KV, checkpoints + (c + 1) * KV, states);
         for (int64_t t = t0; t < t1; ++t) {
           T* next = states + (t - t0 + 1) * KV;
-          std::copy(next - KV, next, next);
-          step(t, next);
+          step(t, next - KV, next);
         }
         for (int64_t t = t1 - 1; t >= t0; --t)
           complex_step_backward(R, V, dS, states + (t - t0 + 1) * KV, states + (t - t0) * KV,

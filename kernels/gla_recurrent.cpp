@@ -14,15 +14,16 @@ using namespace gla_simd;
 using namespace gla_common;
 namespace {
 
-// One step S <- diag(exp g) S + k^T v; returns nothing, writes o = scale q S when o != nullptr.
+// One step S <- diag(exp g) P + k^T v from the previous state P (P == S: in place); writes
+// o = scale q S when o != nullptr.
 template <class T>
-void step_forward(int64_t K, int64_t V, T* S, const T* q, const T* k, const T* v, const T* g, T* o,
+void step_forward(int64_t K, int64_t V, const T* P, T* S, const T* q, const T* k, const T* v, const T* g, T* o,
                   T scale) {
   if (o) std::fill(o, o + V, T(0));
   for (int64_t i = 0; i < K; ++i) {
     const T a = std::exp(g[i]), ki = k[i];
     T* Si = S + i * V;
-    map(V, Si, [&](auto s, auto vv) { return a * s + ki * vv; }, Si, v);
+    map(V, Si, [&](auto s, auto vv) { return a * s + ki * vv; }, P + i * V, v);
     if (o) {
       const T qi = scale * q[i];
       map(V, o, [&](auto acc, auto s) { return acc + qi * s; }, o, Si);
@@ -73,7 +74,7 @@ void gla_recurrent_forward(const GlaDims& d, const T* q, const T* k, const T* v,
       const Seq s(d, bh);
       copy_state(S, h0 ? h0 + s.state() : nullptr, K * V);
       for (int64_t t = 0; t < d.T; ++t)
-        step_forward(K, V, S, q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), g + s.x(t, K),
+        step_forward(K, V, S, S, q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), g + s.x(t, K),
                      o + s.x(t, V), scale);
       if (ht) std::copy(S, S + K * V, ht + s.state());
     }
@@ -97,7 +98,7 @@ void gla_recurrent_backward(const GlaDims& d, const T* q, const T* k, const T* v
       copy_state(S, h0 ? h0 + s.state() : nullptr, KV);
       for (int64_t t = 0; t < d.T; ++t) {
         if (t % seg == 0) std::copy(S, S + KV, checkpoints + (t / seg) * KV);
-        step_forward<T>(K, V, S, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
+        step_forward<T>(K, V, S, S, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
                         scale);
       }
       // Pass 2: segments last to first, states of one segment recomputed from its checkpoint.
@@ -107,8 +108,7 @@ void gla_recurrent_backward(const GlaDims& d, const T* q, const T* k, const T* v
         std::copy(checkpoints + c * KV, checkpoints + (c + 1) * KV, states);
         for (int64_t t = t0; t < t1; ++t) {
           T* next = states + (t - t0 + 1) * KV;
-          std::copy(next - KV, next, next);
-          step_forward<T>(K, V, next, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
+          step_forward<T>(K, V, next - KV, next, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
                           scale);
         }
         for (int64_t t = t1 - 1; t >= t0; --t)
