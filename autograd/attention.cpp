@@ -1,9 +1,9 @@
-#include "autograd/attention.h"
+#include "rotor/autograd/attention.h"
 
 #include <cmath>
 
-#include "autograd/gradcheck.h"
-#include "kernels/attention.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/kernels/attention.h"
 
 namespace rotor {
 

@@ -1,6 +1,6 @@
 // Causal softmax attention (MATH.md §4) on [B, T, H, D] tensors (flash-attn's layout).
 #pragma once
-#include "autograd/ops.h"
+#include "rotor/autograd/ops.h"
 
 namespace rotor {
 

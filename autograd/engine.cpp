@@ -2,9 +2,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "autograd/node.h"
-#include "kernels/elementwise.h"
-#include "kernels/reduce.h"
+#include "rotor/autograd/node.h"
+#include "rotor/kernels/elementwise.h"
+#include "rotor/kernels/reduce.h"
 
 namespace rotor {
 namespace {

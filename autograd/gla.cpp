@@ -1,8 +1,8 @@
-#include "autograd/gla.h"
+#include "rotor/autograd/gla.h"
 
 
-#include "autograd/gradcheck.h"
-#include "kernels/gla.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/kernels/gla.h"
 
 namespace rotor {
 

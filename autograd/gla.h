@@ -2,8 +2,8 @@
 // g holds log-decays (<= 0); states [B, H, K, V].
 //   S_t = diag(exp g_t) S_{t-1} + k_t^T v_t,   o_t = (scale q_t) S_t
 #pragma once
-#include "autograd/ops.h"
-#include "kernels/gla.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/kernels/gla.h"
 
 namespace rotor {
 

@@ -1,11 +1,11 @@
-#include "autograd/gradcheck.h"
+#include "rotor/autograd/gradcheck.h"
 
 #include <cmath>
 #include <cstring>
 #include <sstream>
 
-#include "autograd/ops.h"
-#include "core/view.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/core/view.h"
 
 namespace rotor {
 namespace {

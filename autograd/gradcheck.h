@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "autograd/node.h"
-#include "core/generator.h"
+#include "rotor/autograd/node.h"
+#include "rotor/core/generator.h"
 
 namespace rotor {
 

@@ -1,4 +1,4 @@
-#include "autograd/node.h"
+#include "rotor/autograd/node.h"
 
 namespace rotor {
 namespace {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/tensor.h"
+#include "rotor/core/tensor.h"
 
 namespace rotor {
 

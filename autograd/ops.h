@@ -6,9 +6,9 @@
 #include <optional>
 #include <vector>
 
-#include "autograd/node.h"
-#include "core/generator.h"
-#include "core/tensor.h"
+#include "rotor/autograd/node.h"
+#include "rotor/core/generator.h"
+#include "rotor/core/tensor.h"
 
 namespace rotor {
 

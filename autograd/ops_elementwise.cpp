@@ -2,9 +2,9 @@
 // gradcheck case for each. Broadcast gradients are summed back by the engine, not here.
 #include <cmath>
 
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
-#include "kernels/elementwise.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/kernels/elementwise.h"
 
 namespace rotor {
 

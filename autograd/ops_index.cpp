@@ -1,7 +1,7 @@
 // Indexing with int64 indices; the adjoints scatter-add, so repeated indices accumulate.
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
-#include "kernels/index.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/kernels/index.h"
 
 namespace rotor {
 

@@ -1,8 +1,8 @@
 // Matrix products. 1-D operands are promoted to matrices with views, so the node itself only
 // sees batched matrices; broadcast batch gradients are summed back by the engine.
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
-#include "kernels/blas.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/kernels/blas.h"
 
 namespace rotor {
 

@@ -1,8 +1,8 @@
 // Fused RMS normalisation over the last dim: one node instead of the ~16 elementwise passes of
 // its composition (which stays in the tests as the reference).
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
-#include "kernels/norm.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/kernels/norm.h"
 
 namespace rotor {
 

@@ -1,8 +1,8 @@
 // Reductions, the softmax family and cumulative sums.
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
-#include "core/view.h"
-#include "kernels/reduce.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/core/view.h"
+#include "rotor/kernels/reduce.h"
 
 namespace rotor {
 

@@ -1,9 +1,9 @@
 // Views and reshaping. A view shares its input's storage; its backward maps the gradient back
 // to the input's shape, so gradients reach the base through any chain of views.
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
-#include "core/view.h"
-#include "kernels/index.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/core/view.h"
+#include "rotor/kernels/index.h"
 
 namespace rotor {
 

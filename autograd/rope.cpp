@@ -1,10 +1,10 @@
-#include "autograd/rope.h"
+#include "rotor/autograd/rope.h"
 
 
-#include "autograd/gradcheck.h"
-#include "core/view.h"
-#include "kernels/rope.h"
-#include "kernels/selective_rope.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/core/view.h"
+#include "rotor/kernels/rope.h"
+#include "rotor/kernels/selective_rope.h"
 
 namespace rotor {
 

@@ -3,8 +3,8 @@
 #pragma once
 #include <string>
 
-#include "autograd/ops.h"
-#include "kernels/rotary.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/kernels/rotary.h"
 
 namespace rotor {
 

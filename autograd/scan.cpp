@@ -1,9 +1,9 @@
-#include "autograd/scan.h"
+#include "rotor/autograd/scan.h"
 
 #include <complex>
 
-#include "autograd/gradcheck.h"
-#include "kernels/scan_linear_recurrence.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/kernels/scan_linear_recurrence.h"
 
 namespace rotor {
 

@@ -2,7 +2,7 @@
 // running on the parallel associative scan of kernels/scan.h. The plain prefix sum is cumsum
 // in autograd/ops.h, which runs on the same scan.
 #pragma once
-#include "autograd/ops.h"
+#include "rotor/autograd/ops.h"
 
 namespace rotor {
 

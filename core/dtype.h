@@ -6,7 +6,7 @@
 #include <ostream>
 #include <string_view>
 
-#include "core/error.h"
+#include "rotor/core/error.h"
 
 namespace rotor {
 

@@ -1,9 +1,9 @@
-#include "core/generator.h"
+#include "rotor/core/generator.h"
 
 #include <cmath>
 #include <numbers>
 
-#include "core/parallel.h"
+#include "rotor/core/parallel.h"
 
 namespace rotor {
 namespace {

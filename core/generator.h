@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "core/tensor.h"
+#include "rotor/core/tensor.h"
 
 namespace rotor {
 

@@ -1,4 +1,4 @@
-#include "core/io.h"
+#include "rotor/core/io.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/error.h"
+#include "rotor/core/error.h"
 
 namespace rotor::io {
 

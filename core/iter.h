@@ -5,8 +5,8 @@
 #include <array>
 #include <cstdint>
 
-#include "core/error.h"
-#include "core/shape.h"
+#include "rotor/core/error.h"
+#include "rotor/core/shape.h"
 
 namespace rotor {
 

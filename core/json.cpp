@@ -1,11 +1,11 @@
-#include "core/json.h"
+#include "rotor/core/json.h"
 
 #include <cmath>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/error.h"
+#include "rotor/core/error.h"
 
 namespace rotor {
 

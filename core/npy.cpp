@@ -1,8 +1,8 @@
-#include "core/npy.h"
+#include "rotor/core/npy.h"
 
 #include <cstring>
 
-#include "core/io.h"
+#include "rotor/core/io.h"
 
 namespace rotor {
 namespace {

@@ -2,7 +2,7 @@
 #pragma once
 #include <string>
 
-#include "core/tensor.h"
+#include "rotor/core/tensor.h"
 
 namespace rotor {
 

@@ -1,4 +1,4 @@
-#include "core/parallel.h"
+#include "rotor/core/parallel.h"
 
 #include <memory>
 

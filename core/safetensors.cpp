@@ -1,12 +1,12 @@
-#include "core/safetensors.h"
+#include "rotor/core/safetensors.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
 
-#include "core/io.h"
-#include "core/json.h"
+#include "rotor/core/io.h"
+#include "rotor/core/json.h"
 
 namespace rotor {
 

@@ -1,8 +1,8 @@
-#include "core/shape.h"
+#include "rotor/core/shape.h"
 
 #include <algorithm>
 
-#include "core/error.h"
+#include "rotor/core/error.h"
 
 namespace rotor {
 

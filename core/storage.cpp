@@ -1,4 +1,4 @@
-#include "core/storage.h"
+#include "rotor/core/storage.h"
 
 #include <bit>
 #include <cstdlib>

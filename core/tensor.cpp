@@ -1,12 +1,12 @@
-#include "core/tensor.h"
+#include "rotor/core/tensor.h"
 
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <ostream>
 
-#include "core/iter.h"
-#include "core/parallel.h"
+#include "rotor/core/iter.h"
+#include "rotor/core/parallel.h"
 
 namespace rotor {
 

@@ -10,10 +10,10 @@
 #include <memory>
 #include <vector>
 
-#include "core/dtype.h"
-#include "core/error.h"
-#include "core/shape.h"
-#include "core/storage.h"
+#include "rotor/core/dtype.h"
+#include "rotor/core/error.h"
+#include "rotor/core/shape.h"
+#include "rotor/core/storage.h"
 
 namespace rotor {
 

@@ -1,4 +1,4 @@
-#include "core/view.h"
+#include "rotor/core/view.h"
 
 #include <algorithm>
 

@@ -4,7 +4,7 @@
 #include <optional>
 #include <vector>
 
-#include "core/tensor.h"
+#include "rotor/core/tensor.h"
 
 namespace rotor::core {
 

@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <string>
 
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/autograd/ops.h"
 
 using namespace rotor;
 

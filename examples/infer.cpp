@@ -11,8 +11,8 @@
 #include <sstream>
 
 #include "common.h"
-#include "core/npy.h"
-#include "nn/checkpoint.h"
+#include "rotor/core/npy.h"
+#include "rotor/nn/checkpoint.h"
 
 using namespace rotor;
 using namespace rotor::nn;

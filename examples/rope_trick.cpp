@@ -16,8 +16,8 @@
 // meets each key at the relative angle θ_t - θ_s: exactly what rotating q and k did on the real side.
 #include <cstdio>
 
-#include "autograd/gla.h"
-#include "autograd/rope.h"
+#include "rotor/autograd/gla.h"
+#include "rotor/autograd/rope.h"
 
 using namespace rotor;
 

@@ -11,9 +11,9 @@
 #include <fstream>
 
 #include "common.h"
-#include "core/parallel.h"
-#include "nn/mqar.h"
-#include "nn/trainer.h"
+#include "rotor/core/parallel.h"
+#include "rotor/nn/mqar.h"
+#include "rotor/nn/trainer.h"
 
 using namespace rotor;
 using namespace rotor::nn;

@@ -6,9 +6,9 @@
 // per-tile cblas_sgemm calls, which measured 1.5–1.7× slower on one core at D = 64, T = 256..2048
 // (OpenBLAS packs and dispatches on every small tile); it also keeps OpenBLAS's own threads out of
 // the TBB tasks, and its fixed fma order makes the bits independent of the thread count.
-#include "kernels/attention.h"
+#include "rotor/kernels/attention.h"
 // First: it includes the intrinsics headers under a diagnostic pragma (see there).
-#include "kernels/attention_tile.h"
+#include "rotor/kernels/attention_tile.h"
 
 #include <algorithm>
 #include <array>
@@ -18,9 +18,9 @@
 #include <memory>
 #include <vector>
 
-#include "core/error.h"
-#include "core/parallel.h"
-#include "core/storage.h"
+#include "rotor/core/error.h"
+#include "rotor/core/parallel.h"
+#include "rotor/core/storage.h"
 
 namespace rotor::kernels {
 

@@ -5,7 +5,7 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/attention.h"
+#include "rotor/kernels/attention.h"
 
 namespace rotor::kernels {
 namespace {

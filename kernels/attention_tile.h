@@ -13,7 +13,7 @@
 #include <type_traits>
 
 // Include before anything that pulls in <immintrin.h> (oneTBB does): see kernels/simd.h.
-#include "kernels/simd.h"
+#include "rotor/kernels/simd.h"
 
 namespace rotor::kernels::attention_tile {
 

@@ -1,10 +1,10 @@
-#include "kernels/blas.h"
+#include "rotor/kernels/blas.h"
 
 #include <cblas.h>
 
-#include "core/iter.h"
-#include "core/parallel.h"
-#include "core/view.h"
+#include "rotor/core/iter.h"
+#include "rotor/core/parallel.h"
+#include "rotor/core/view.h"
 
 namespace rotor::kernels {
 

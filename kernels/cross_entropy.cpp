@@ -1,12 +1,12 @@
-#include "kernels/cross_entropy.h"
+#include "rotor/kernels/cross_entropy.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
 
-#include "core/parallel.h"
-#include "kernels/simd.h"
+#include "rotor/core/parallel.h"
+#include "rotor/kernels/simd.h"
 
 namespace rotor::kernels {
 namespace {

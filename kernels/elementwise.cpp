@@ -1,12 +1,12 @@
-#include "kernels/elementwise.h"
+#include "rotor/kernels/elementwise.h"
 
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
-#include "core/iter.h"
-#include "core/parallel.h"
-#include "kernels/simd.h"
+#include "rotor/core/iter.h"
+#include "rotor/core/parallel.h"
+#include "rotor/kernels/simd.h"
 
 namespace rotor::kernels {
 namespace {

@@ -2,7 +2,7 @@
 // tensors; in-place variants write into an existing tensor and bump its version. Float ops are
 // vectorized with xsimd; int64 and bool take scalar loops. No autograd here.
 #pragma once
-#include "core/tensor.h"
+#include "rotor/core/tensor.h"
 
 namespace rotor::kernels {
 

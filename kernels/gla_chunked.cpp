@@ -17,14 +17,14 @@
 // so results are bit-identical on any number of threads. The per-chunk GEMMs are small and kept
 // on the calling thread (see gemm below). Backward recomputes the chunk-boundary states (K x V per
 // chunk per sequence in flight) rather than taking them from the forward.
-#include "kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
+#include "rotor/kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
 
 #include <cmath>
 
-#include "kernels/blas.h"
-#include "kernels/gla.h"
-#include "kernels/gla_common.h"
-#include "kernels/scan.h"
+#include "rotor/kernels/blas.h"
+#include "rotor/kernels/gla.h"
+#include "rotor/kernels/gla_common.h"
+#include "rotor/kernels/scan.h"
 
 namespace rotor::kernels {
 using namespace gla_simd;

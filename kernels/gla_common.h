@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <memory>
 
-#include "core/error.h"
-#include "core/parallel.h"
-#include "core/storage.h"
-#include "kernels/gla.h"
+#include "rotor/core/error.h"
+#include "rotor/core/parallel.h"
+#include "rotor/core/storage.h"
+#include "rotor/kernels/gla.h"
 
 namespace rotor::kernels::gla_common {
 

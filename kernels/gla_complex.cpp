@@ -6,12 +6,12 @@
 // Rows r and r+R of the (K,V) state block hold Re h and Im h. Vectorised along V, parallel over
 // sequences; backward checkpoints states every ~sqrt(T) steps like the real recurrent kernel.
 // Complex gradients G = dL/dRe + i dL/dIm: y = c x gives G_x = conj(c) G_y, G_c = sum conj(x) G_y.
-#include "kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
+#include "rotor/kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
 
 #include <cmath>
 
-#include "kernels/gla.h"
-#include "kernels/gla_common.h"
+#include "rotor/kernels/gla.h"
+#include "rotor/kernels/gla_common.h"
 
 namespace rotor::kernels {
 using namespace gla_simd;

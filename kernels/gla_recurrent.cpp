@@ -2,12 +2,12 @@
 // over sequences (b, h). Backward keeps O(sqrt(T)) states: checkpoints every ~sqrt(T) steps, and
 // one segment of states recomputed at a time, so dg_t = exp(g_t) ⊙ rowsum(dS_t ⊙ S_{t-1}) is
 // taken directly (no division by a decay, no long cancelling sums).
-#include "kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
+#include "rotor/kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
 
 #include <cmath>
 
-#include "kernels/gla.h"
-#include "kernels/gla_common.h"
+#include "rotor/kernels/gla.h"
+#include "rotor/kernels/gla_common.h"
 
 namespace rotor::kernels {
 using namespace gla_simd;

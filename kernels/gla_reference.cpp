@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/gla.h"
+#include "rotor/kernels/gla.h"
 
 namespace rotor::kernels {
 namespace {

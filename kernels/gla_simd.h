@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
+#include "rotor/kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
 
 namespace rotor::kernels::gla_simd {
 

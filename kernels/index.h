@@ -3,7 +3,7 @@
 #pragma once
 #include <vector>
 
-#include "core/tensor.h"
+#include "rotor/core/tensor.h"
 
 namespace rotor::kernels {
 

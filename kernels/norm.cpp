@@ -1,9 +1,9 @@
-#include "kernels/norm.h"
+#include "rotor/kernels/norm.h"
 
 #include <cmath>
 #include <vector>
 
-#include "core/parallel.h"
+#include "rotor/core/parallel.h"
 
 namespace rotor::kernels {
 

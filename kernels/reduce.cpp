@@ -1,13 +1,13 @@
-#include "kernels/reduce.h"
+#include "rotor/kernels/reduce.h"
 
 #include <cmath>
 #include <limits>
 
-#include "core/parallel.h"
-#include "core/view.h"
-#include "kernels/elementwise.h"
-#include "kernels/scan_cumsum.h"
-#include "kernels/simd.h"
+#include "rotor/core/parallel.h"
+#include "rotor/core/view.h"
+#include "rotor/kernels/elementwise.h"
+#include "rotor/kernels/scan_cumsum.h"
+#include "rotor/kernels/simd.h"
 
 namespace rotor::kernels {
 namespace {

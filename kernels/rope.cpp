@@ -1,10 +1,10 @@
-#include "kernels/rope.h"
+#include "rotor/kernels/rope.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/parallel.h"
-#include "kernels/rotary_simd.h"
+#include "rotor/core/parallel.h"
+#include "rotor/kernels/rotary_simd.h"
 
 namespace rotor::kernels {
 

@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/rotary.h"
+#include "rotor/kernels/rotary.h"
 
 namespace rotor::kernels {
 

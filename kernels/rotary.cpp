@@ -1,11 +1,11 @@
-#include "kernels/rotary.h"
+#include "rotor/kernels/rotary.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
-#include "core/parallel.h"
-#include "kernels/rotary_simd.h"
+#include "rotor/core/error.h"
+#include "rotor/core/parallel.h"
+#include "rotor/kernels/rotary_simd.h"
 
 namespace rotor::kernels {
 

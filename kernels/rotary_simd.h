@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
+#include "rotor/kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
 
-#include "core/error.h"
-#include "kernels/rotary.h"
-#include "kernels/sincos.h"
+#include "rotor/core/error.h"
+#include "rotor/kernels/rotary.h"
+#include "rotor/kernels/sincos.h"
 
 namespace rotor::kernels::simd {
 

@@ -1,10 +1,10 @@
-#include "kernels/scan.h"
+#include "rotor/kernels/scan.h"
 
 #include <atomic>
 #include <chrono>
 #include <thread>
 
-#include "core/parallel.h"
+#include "rotor/core/parallel.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

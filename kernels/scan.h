@@ -52,8 +52,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/error.h"
-#include "core/storage.h"
+#include "rotor/core/error.h"
+#include "rotor/core/storage.h"
 
 namespace rotor::kernels {
 

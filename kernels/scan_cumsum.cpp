@@ -1,11 +1,11 @@
-#include "kernels/scan_cumsum.h"
+#include "rotor/kernels/scan_cumsum.h"
 
 #include <algorithm>
 #include <type_traits>
 
-#include "core/error.h"
-#include "kernels/scan.h"
-#include "kernels/scan_simd.h"
+#include "rotor/core/error.h"
+#include "rotor/kernels/scan.h"
+#include "rotor/kernels/scan_simd.h"
 
 namespace rotor::kernels {
 namespace {

@@ -1,12 +1,12 @@
-#include "kernels/scan_linear_recurrence.h"
+#include "rotor/kernels/scan_linear_recurrence.h"
 
 #include <algorithm>
 #include <complex>
 #include <vector>
 
-#include "core/error.h"
-#include "kernels/scan.h"
-#include "kernels/scan_simd.h"
+#include "rotor/core/error.h"
+#include "rotor/kernels/scan.h"
+#include "rotor/kernels/scan_simd.h"
 
 namespace rotor::kernels {
 namespace {

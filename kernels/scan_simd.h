@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
+#include "rotor/kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
 
 // Lane shuffles must inline into the scan loops (their masks then fold to constants).
 #define ROTOR_SIMD_INLINE [[gnu::always_inline]] inline

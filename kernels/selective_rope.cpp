@@ -1,11 +1,11 @@
-#include "kernels/selective_rope.h"
+#include "rotor/kernels/selective_rope.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "core/parallel.h"
-#include "kernels/rotary_simd.h"
+#include "rotor/core/parallel.h"
+#include "rotor/kernels/rotary_simd.h"
 
 namespace rotor::kernels {
 

@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
+#include "rotor/kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
 
 namespace rotor::kernels::simd {
 

@@ -1,6 +1,6 @@
-#include "nn/attention.h"
+#include "rotor/nn/attention.h"
 
-#include "nn/gradcheck_case.h"
+#include "rotor/nn/gradcheck_case.h"
 
 namespace rotor::nn {
 

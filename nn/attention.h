@@ -1,8 +1,8 @@
 // The causal softmax attention layer (MATH.md §4; reference layers/attn.py), with the same
 // position-embedding choice as GLA and optional per-head RMSNorm on q and k.
 #pragma once
-#include "autograd/attention.h"
-#include "nn/rotary.h"
+#include "rotor/autograd/attention.h"
+#include "rotor/nn/rotary.h"
 
 namespace rotor::nn {
 

@@ -1,4 +1,4 @@
-#include "nn/checkpoint.h"
+#include "rotor/nn/checkpoint.h"
 
 #include <set>
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "core/safetensors.h"
-#include "nn/model.h"
+#include "rotor/core/safetensors.h"
+#include "rotor/nn/model.h"
 
 namespace rotor::nn {
 

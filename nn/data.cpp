@@ -1,9 +1,9 @@
-#include "nn/data.h"
+#include "rotor/nn/data.h"
 
 #include <cstring>
 #include <numeric>
 
-#include "core/generator.h"
+#include "rotor/core/generator.h"
 
 namespace rotor::nn {
 

@@ -1,6 +1,6 @@
-#include "nn/functional.h"
+#include "rotor/nn/functional.h"
 
-#include "autograd/gradcheck.h"
+#include "rotor/autograd/gradcheck.h"
 
 namespace rotor::nn {
 

@@ -1,6 +1,6 @@
 // Stateless building blocks of the layers, composed from differentiable ops.
 #pragma once
-#include "autograd/ops.h"
+#include "rotor/autograd/ops.h"
 
 namespace rotor::nn {
 

@@ -1,6 +1,6 @@
-#include "nn/gla.h"
+#include "rotor/nn/gla.h"
 
-#include "nn/gradcheck_case.h"
+#include "rotor/nn/gradcheck_case.h"
 
 namespace rotor::nn {
 

@@ -3,8 +3,8 @@
 // recurrence (chunked for training, recurrent for short inputs and decoding), and the gated
 // RMSNorm output.
 #pragma once
-#include "autograd/gla.h"
-#include "nn/rotary.h"
+#include "rotor/autograd/gla.h"
+#include "rotor/nn/rotary.h"
 
 namespace rotor::nn {
 

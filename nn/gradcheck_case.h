@@ -4,9 +4,9 @@
 #include <functional>
 #include <memory>
 
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
-#include "nn/module.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/nn/module.h"
 
 namespace rotor::nn {
 

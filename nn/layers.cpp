@@ -1,6 +1,6 @@
-#include "nn/layers.h"
+#include "rotor/nn/layers.h"
 
-#include "nn/gradcheck_case.h"
+#include "rotor/nn/gradcheck_case.h"
 
 namespace rotor::nn {
 

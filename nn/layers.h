@@ -1,8 +1,8 @@
 // The basic layers. Parameter names and layouts follow PyTorch / fla, so weights load from a
 // reference state_dict without renaming.
 #pragma once
-#include "nn/functional.h"
-#include "nn/module.h"
+#include "rotor/nn/functional.h"
+#include "rotor/nn/module.h"
 
 namespace rotor::nn {
 

@@ -1,7 +1,7 @@
-#include "nn/loss.h"
+#include "rotor/nn/loss.h"
 
-#include "autograd/gradcheck.h"
-#include "kernels/cross_entropy.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/kernels/cross_entropy.h"
 
 namespace rotor::nn {
 

@@ -1,7 +1,7 @@
 // The training loss and its metric. Labels follow PyTorch: int64 class ids, positions whose
 // label is ignore_index (-100) count for nothing.
 #pragma once
-#include "autograd/ops.h"
+#include "rotor/autograd/ops.h"
 
 namespace rotor::nn {
 

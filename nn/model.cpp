@@ -1,8 +1,8 @@
-#include "nn/model.h"
+#include "rotor/nn/model.h"
 
 #include <algorithm>
 
-#include "nn/gradcheck_case.h"
+#include "rotor/nn/gradcheck_case.h"
 
 namespace rotor::nn {
 

@@ -4,9 +4,9 @@
 #pragma once
 #include <vector>
 
-#include "core/json.h"
-#include "nn/attention.h"
-#include "nn/gla.h"
+#include "rotor/core/json.h"
+#include "rotor/nn/attention.h"
+#include "rotor/nn/gla.h"
 
 namespace rotor::nn {
 

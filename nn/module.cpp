@@ -1,4 +1,4 @@
-#include "nn/module.h"
+#include "rotor/nn/module.h"
 
 namespace rotor::nn {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/ops.h"
+#include "rotor/autograd/ops.h"
 
 namespace rotor::nn {
 

@@ -1,13 +1,13 @@
-#include "nn/mqar.h"
+#include "rotor/nn/mqar.h"
 
 #include <cmath>
 #include <string_view>
 #include <unordered_set>
 #include <vector>
 
-#include "core/generator.h"
-#include "core/parallel.h"
-#include "nn/loss.h"
+#include "rotor/core/generator.h"
+#include "rotor/core/parallel.h"
+#include "rotor/nn/loss.h"
 
 namespace rotor::nn {
 

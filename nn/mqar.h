@@ -11,7 +11,7 @@
 // value that followed that key; every other label is −100. The remaining positions are
 // uniform random tokens from [0, V) (Zoology's random_non_queries), or 0 when disabled.
 #pragma once
-#include "nn/data.h"
+#include "rotor/nn/data.h"
 
 namespace rotor::nn {
 

@@ -1,9 +1,9 @@
-#include "nn/optim.h"
+#include "rotor/nn/optim.h"
 
 #include <cmath>
 #include <numbers>
 
-#include "core/parallel.h"
+#include "rotor/core/parallel.h"
 
 namespace rotor::nn {
 

@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "core/safetensors.h"
-#include "nn/module.h"
+#include "rotor/core/safetensors.h"
+#include "rotor/nn/module.h"
 
 namespace rotor::nn {
 

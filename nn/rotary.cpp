@@ -1,6 +1,6 @@
-#include "nn/rotary.h"
+#include "rotor/nn/rotary.h"
 
-#include "nn/gradcheck_case.h"
+#include "rotor/nn/gradcheck_case.h"
 
 #include <cmath>
 

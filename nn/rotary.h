@@ -3,9 +3,9 @@
 #pragma once
 #include <string>
 
-#include "autograd/rope.h"
-#include "core/json.h"
-#include "nn/layers.h"
+#include "rotor/autograd/rope.h"
+#include "rotor/core/json.h"
+#include "rotor/nn/layers.h"
 
 namespace rotor::nn {
 

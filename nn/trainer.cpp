@@ -1,4 +1,4 @@
-#include "nn/trainer.h"
+#include "rotor/nn/trainer.h"
 
 #include <cmath>
 #include <cstdio>

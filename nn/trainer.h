@@ -4,10 +4,10 @@
 #pragma once
 #include <string>
 
-#include "nn/checkpoint.h"
-#include "nn/data.h"
-#include "nn/loss.h"
-#include "nn/optim.h"
+#include "rotor/nn/checkpoint.h"
+#include "rotor/nn/data.h"
+#include "rotor/nn/loss.h"
+#include "rotor/nn/optim.h"
 
 namespace rotor::nn {
 

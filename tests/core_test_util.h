@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "autograd/ops.h"
-#include "core/generator.h"
-#include "core/parallel.h"
-#include "core/view.h"
+#include "rotor/autograd/ops.h"
+#include "rotor/core/generator.h"
+#include "rotor/core/parallel.h"
+#include "rotor/core/view.h"
 
 namespace testutil {
 

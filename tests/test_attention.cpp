@@ -9,10 +9,10 @@
 #include <limits>
 #include <vector>
 
-#include "core/error.h"
-#include "core/generator.h"
-#include "core/parallel.h"
-#include "kernels/attention.h"
+#include "rotor/core/error.h"
+#include "rotor/core/generator.h"
+#include "rotor/core/parallel.h"
+#include "rotor/kernels/attention.h"
 
 using namespace rotor;
 using kernels::AttentionDims;

@@ -8,8 +8,8 @@
 #include <set>
 #include <string>
 
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
+#include "rotor/autograd/gradcheck.h"
+#include "rotor/autograd/ops.h"
 #include "core_test_util.h"
 
 using namespace rotor;

@@ -2,10 +2,10 @@
 // with a random upstream gradient on every output.
 #include <doctest/doctest.h>
 
-#include "autograd/attention.h"
-#include "autograd/gla.h"
-#include "autograd/rope.h"
-#include "autograd/scan.h"
+#include "rotor/autograd/attention.h"
+#include "rotor/autograd/gla.h"
+#include "rotor/autograd/rope.h"
+#include "rotor/autograd/scan.h"
 
 using namespace rotor;
 

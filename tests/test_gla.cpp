@@ -11,9 +11,9 @@
 #include <tuple>
 #include <vector>
 
-#include "core/error.h"
-#include "core/parallel.h"
-#include "kernels/gla.h"
+#include "rotor/core/error.h"
+#include "rotor/core/parallel.h"
+#include "rotor/kernels/gla.h"
 
 using namespace rotor::kernels;
 

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <set>
 
-#include "nn/gradcheck_case.h"
-#include "nn/model.h"
+#include "rotor/nn/gradcheck_case.h"
+#include "rotor/nn/model.h"
 
 using namespace rotor;
 using namespace rotor::nn;

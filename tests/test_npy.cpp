@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/npy.h"
+#include "rotor/core/npy.h"
 #include "core_test_util.h"
 
 using namespace rotor;

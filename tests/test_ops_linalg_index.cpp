@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "core_test_util.h"
-#include "kernels/index.h"
-#include "kernels/reduce.h"
+#include "rotor/kernels/index.h"
+#include "rotor/kernels/reduce.h"
 
 using namespace rotor;
 using namespace testutil;

@@ -9,12 +9,12 @@
 #include <limits>
 #include <vector>
 
-#include "core/error.h"
-#include "core/generator.h"
-#include "core/parallel.h"
-#include "kernels/rope.h"
-#include "kernels/rotary.h"
-#include "kernels/selective_rope.h"
+#include "rotor/core/error.h"
+#include "rotor/core/generator.h"
+#include "rotor/core/parallel.h"
+#include "rotor/kernels/rope.h"
+#include "rotor/kernels/rotary.h"
+#include "rotor/kernels/selective_rope.h"
 
 using namespace rotor;
 using namespace rotor::kernels;

@@ -9,10 +9,10 @@
 #include <random>
 #include <vector>
 
-#include "core/parallel.h"
-#include "kernels/scan.h"
-#include "kernels/scan_cumsum.h"
-#include "kernels/scan_linear_recurrence.h"
+#include "rotor/core/parallel.h"
+#include "rotor/kernels/scan.h"
+#include "rotor/kernels/scan_cumsum.h"
+#include "rotor/kernels/scan_linear_recurrence.h"
 
 using namespace rotor;
 using namespace rotor::kernels;

@@ -9,12 +9,12 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "core/io.h"
-#include "core/json.h"
-#include "core/safetensors.h"
+#include "rotor/core/io.h"
+#include "rotor/core/json.h"
+#include "rotor/core/safetensors.h"
 #include "core_test_util.h"
-#include "nn/mqar.h"
-#include "nn/trainer.h"
+#include "rotor/nn/mqar.h"
+#include "rotor/nn/trainer.h"
 
 using namespace rotor;
 using namespace rotor::nn;

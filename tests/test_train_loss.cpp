@@ -5,10 +5,10 @@
 #include <cmath>
 #include <numbers>
 
-#include "core/parallel.h"
-#include "kernels/cross_entropy.h"
-#include "nn/loss.h"
-#include "nn/optim.h"
+#include "rotor/core/parallel.h"
+#include "rotor/kernels/cross_entropy.h"
+#include "rotor/nn/loss.h"
+#include "rotor/nn/optim.h"
 
 using namespace rotor;
 using namespace rotor::nn;

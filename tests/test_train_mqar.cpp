@@ -4,9 +4,9 @@
 #include <set>
 #include <string>
 
-#include "core/parallel.h"
-#include "nn/loss.h"
-#include "nn/mqar.h"
+#include "rotor/core/parallel.h"
+#include "rotor/nn/loss.h"
+#include "rotor/nn/mqar.h"
 
 using namespace rotor;
 using namespace rotor::nn;

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/storage.h"
+#include "rotor/core/parallel.h"
+#include "rotor/core/storage.h"
 
 namespace bench {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/storage.h"
+#include "rotor/core/parallel.h"
+#include "rotor/core/storage.h"
 
 namespace bench {
 

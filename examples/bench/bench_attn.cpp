@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "bench.h"
-#include "core/generator.h"
-#include "kernels/attention.h"
+#include "rotor/core/generator.h"
+#include "rotor/kernels/attention.h"
 
 namespace bench {
 namespace {

@@ -1,6 +1,6 @@
 // Group "core": elementwise ops on 64 MB tensors against the triad (bytes read + written),
 // matmul at 512^3 and 1024^3 against raw cblas_sgemm at the same size.
-#include "autograd/ops.h"
+#include "rotor/autograd/ops.h"
 #include "bench.h"
 
 namespace bench {

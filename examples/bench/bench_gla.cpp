@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "bench.h"
-#include "kernels/gla.h"
+#include "rotor/kernels/gla.h"
 
 namespace bench {
 namespace {

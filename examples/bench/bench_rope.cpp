@@ -8,9 +8,9 @@
 #include <memory>
 
 #include "bench.h"
-#include "core/parallel.h"
-#include "core/storage.h"
-#include "kernels/selective_rope.h"
+#include "rotor/core/parallel.h"
+#include "rotor/core/storage.h"
+#include "rotor/kernels/selective_rope.h"
 
 namespace bench {
 

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "bench.h"
-#include "core/parallel.h"
-#include "core/storage.h"
-#include "kernels/scan_cumsum.h"
-#include "kernels/scan_linear_recurrence.h"
+#include "rotor/core/parallel.h"
+#include "rotor/core/storage.h"
+#include "rotor/kernels/scan_cumsum.h"
+#include "rotor/kernels/scan_linear_recurrence.h"
 
 namespace bench {
 

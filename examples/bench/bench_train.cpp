@@ -9,8 +9,8 @@
 #include <string>
 
 #include "bench.h"
-#include "nn/mqar.h"
-#include "nn/trainer.h"
+#include "rotor/nn/mqar.h"
+#include "rotor/nn/trainer.h"
 
 namespace bench {
 
