@@ -1,4 +1,4 @@
-// Causal softmax attention (MATH.md §4) on [B, T, H, D] tensors (flash-attn's layout).
+// Causal softmax attention (docs/attention.md) on [B, T, H, D] tensors (flash-attn's layout).
 #pragma once
 #include "rotor/autograd/ops.h"
 

@@ -1,4 +1,4 @@
-// Gated linear attention (MATH.md §3), fla's layout: q, k, g [B, T, H, K]; v [B, T, H, V];
+// Gated linear attention (docs/gla.md), fla's layout: q, k, g [B, T, H, K]; v [B, T, H, V];
 // g holds log-decays (<= 0); states [B, H, K, V].
 //   S_t = diag(exp g_t) S_{t-1} + k_t^T v_t,   o_t = (scale q_t) S_t
 #pragma once
@@ -17,7 +17,7 @@ GlaOut gla_recurrent(const Tensor& q, const Tensor& k, const Tensor& v, const Te
                      const Tensor& initial_state = Tensor());
 GlaOut gla_chunked(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, double scale = -1,
                    const Tensor& initial_state = Tensor(), int64_t chunk_size = kernels::kGlaDefaultChunk);
-// The complex-valued recurrence of MATH.md §3 ("the RoPE trick"): q and k read as K/2 complex
+// The complex-valued recurrence of docs/gla.md ("the RoPE trick"): q and k read as K/2 complex
 // numbers (half-split), per-pair log-decays g and angle increments dtheta [B, T, H, K/2],
 //   h_t = (exp(g_t) e^{-i dtheta_t}) ⊙ h_{t-1} + z_{k,t} v_t^T,   o_t = scale Re(conj(z_{q,t})^T h_t).
 // States [B, H, K, V] hold Re h in rows r < K/2 and Im h in rows r + K/2.

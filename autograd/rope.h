@@ -1,4 +1,4 @@
-// Rotary position embeddings (MATH.md §1-2): fixed RoPE and Selective RoPE on [B, T, H, D]
+// Rotary position embeddings (docs/rotations.md and docs/selective_rope.md): fixed RoPE and Selective RoPE on [B, T, H, D]
 // queries and keys, half-split layout (pair r is (x[r], x[r + D/2])).
 #pragma once
 #include <string>
@@ -36,7 +36,7 @@ Tensor rope_unfused(const Tensor& x, const Tensor& freqs, int64_t position_offse
 
 // ω_r = base^(-2r/D), r < D/2.
 Tensor rope_frequencies(int64_t head_dim, double base, DType dtype = DType::Float32);
-// Selective RoPE's temperature τ (MATH.md §2 step 7): type "rope" (theta = base >= 1) or "rfa"
+// Selective RoPE's temperature τ (docs/selective_rope.md step 7): type "rope" (theta = base >= 1) or "rfa"
 // (0 < theta < 1), scaled so that its maximum is temp_max. Shape [D/2].
 Tensor rotary_temperature(const std::string& type, double theta, int64_t head_dim, double temp_max,
                           DType dtype = DType::Float32);

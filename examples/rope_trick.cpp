@@ -1,5 +1,5 @@
 // examples/rope_trick — Selective RoPE inside gated linear attention is a complex-valued linear
-// recurrence (MATH.md §3, "the RoPE trick"). This program computes both sides and prints how far
+// recurrence (docs/gla.md, "the RoPE trick"). This program computes both sides and prints how far
 // apart they are.
 //
 //   build/examples/rope_trick

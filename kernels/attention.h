@@ -1,4 +1,4 @@
-// Causal softmax attention, o = softmax(scale · q kᵀ + mask) v  (MATH.md §4), as raw kernels.
+// Causal softmax attention, o = softmax(scale · q kᵀ + mask) v  (docs/attention.md), as raw kernels.
 //
 // Layouts (row-major, contiguous):
 //   q: (B,Tq,H,D)   k: (B,Tk,H,D)   v: (B,Tk,H,Dv)   o, do: (B,Tq,H,Dv)   lse: (B,H,Tq)

@@ -1,4 +1,4 @@
-// Gated linear attention (GLA), MATH.md §3: raw kernels in three evaluation orders.
+// Gated linear attention (GLA), docs/gla.md: raw kernels in three evaluation orders.
 //
 // Per batch b and head h, with state S_t (K x V) and log-decays g_t <= 0 per key channel:
 //

@@ -1,4 +1,4 @@
-// Chunked GLA (MATH.md §3): the sequence is cut into chunks of C steps. Inside a chunk, with
+// Chunked GLA (docs/gla.md): the sequence is cut into chunks of C steps. Inside a chunk, with
 // b_i the within-chunk cumulative log-decay (b_i = g_0 + ... + g_i),
 //
 //     o_i = (scale q_i ⊙ exp(b_i)) S + sum_{j<=i} A_ij v_j,   A_ij = scale sum_k q_ik k_jk exp(b_ik - b_jk)

@@ -1,4 +1,4 @@
-// Complex-valued GLA recurrence (the RoPE trick of MATH.md §3), per pair r and value column j:
+// Complex-valued GLA recurrence (the RoPE trick of docs/gla.md), per pair r and value column j:
 //
 //     h_t[r,j] = c_t[r] h_{t-1}[r,j] + z_{k,t}[r] v_t[j],   c_t = exp(g_t - i dtheta_t)
 //     o_t[j]   = scale Re( sum_r conj(z_{q,t}[r]) h_t[r,j] )

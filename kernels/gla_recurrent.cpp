@@ -1,4 +1,4 @@
-// Recurrent GLA: the step loop of MATH.md §3, vectorised along the value dimension and parallel
+// Recurrent GLA: the step loop of docs/gla.md, vectorised along the value dimension and parallel
 // over sequences (b, h). Backward keeps O(sqrt(T)) states: checkpoints every ~sqrt(T) steps, and
 // one segment of states recomputed at a time, so dg_t = exp(g_t) ⊙ rowsum(dS_t ⊙ S_{t-1}) is
 // taken directly (no division by a decay, no long cancelling sums).

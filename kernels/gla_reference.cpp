@@ -1,4 +1,4 @@
-// Plain scalar GLA loops, straight from MATH.md §3: the oracles the fast kernels are tested
+// Plain scalar GLA loops, straight from docs/gla.md: the oracles the fast kernels are tested
 // against. Backward stores every state (O(T K V) memory) — fine for the small shapes of tests.
 #include <cmath>
 #include <vector>

@@ -1,4 +1,4 @@
-// Fixed RoPE (MATH.md §1): rotate q and k at time t by θ_{t,r} = (t + position_offset)·ω_r.
+// Fixed RoPE (docs/rotations.md): rotate q and k at time t by θ_{t,r} = (t + position_offset)·ω_r.
 #pragma once
 #include <cstdint>
 

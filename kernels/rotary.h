@@ -1,4 +1,4 @@
-// Rotations of head vectors read as complex numbers (MATH.md §1).
+// Rotations of head vectors read as complex numbers (docs/rotations.md).
 //
 // A row x of D = 2R numbers holds R complex numbers z_r; rotating it by angles θ (R) multiplies
 // z_r by e^{iθ_r}. The default half-split layout reads z_r = x[r] + i·x[r+R]; the interleaved

@@ -91,7 +91,7 @@ inline void rotate_pairs(T* out, const T* x, int64_t R, int64_t j, int64_t n, co
 
 // The backward of rotate_pairs: dx = g · e^{−iθ} is stored (when dx is not null) and
 // dθ = Im(conj(z_x) · dz) = x_re·dx_im − x_im·dx_re is returned (when x is not null, else 0).
-// This equals MATH.md §1's g[r]·(−x[r]·sin − x[r+R]·cos) + g[r+R]·(x[r]·cos − x[r+R]·sin).
+// This equals docs/rotations.md's g[r]·(−x[r]·sin − x[r+R]·cos) + g[r+R]·(x[r]·cos − x[r+R]·sin).
 template <RotaryLayout L, class T>
 inline Batch<T> unrotate_pairs(T* dx, const T* g, const T* x, int64_t R, int64_t j, int64_t n, const Batch<T>& c,
                                const Batch<T>& s) {

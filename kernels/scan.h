@@ -22,7 +22,7 @@
 //   started the sequence, step 3 only corrects them with the carry, so the heavy pass streams
 //   the inputs once and the second is a cheap pass over cached outputs.
 //
-// Reusing the driver for your own element type, e.g. GLA's chunk states (MATH.md section 3):
+// Reusing the driver for your own element type, e.g. GLA's chunk states (docs/gla.md):
 //   Carry = what flows between blocks (the state S: carry_width = K*V floats per lane),
 //   Agg   = a block's composed transition (A, U): agg_width = K + K*V floats (A is diagonal).
 //   ScanPlan plan = plan_scan(lanes = B*H, steps = number of chunks, bytes_per_step, reverse);

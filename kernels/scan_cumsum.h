@@ -1,4 +1,4 @@
-// Prefix sums along time (Selective RoPE's phase accumulation, MATH.md section 2 step 6, and
+// Prefix sums along time (Selective RoPE's phase accumulation, docs/selective_rope.md step 6, and
 // its reverse for the backward), on the blocked parallel scan of kernels/scan.h.
 // V = float or double. Vectorized across channels when C > 1 and across time when C = 1.
 #pragma once

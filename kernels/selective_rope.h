@@ -1,4 +1,4 @@
-// Selective RoPE, fused (MATH.md §2 steps 6–8): accumulate the phases φ over time, scale them by
+// Selective RoPE, fused (docs/selective_rope.md steps 6–8): accumulate the phases φ over time, scale them by
 // the temperature and rotate q and k by the result, in one pass over memory.
 //
 //   Φ_t = offset + Σ_{s≤t} φ_s        θ_t = τ ⊙ Φ_t        q'_t = q_t·e^{iθ_t}, k'_t = k_t·e^{iθ_t}
@@ -29,7 +29,7 @@ void selective_rope_forward(T* q_out, T* k_out, T* final_offset, const T* q, con
                             RotaryLayout layout = RotaryLayout::HalfSplit);
 
 // Gradients of selective_rope_forward, shapes as there. With dθ_t the rotation gradient of
-// MATH.md §1 summed over q and k, and dΦ_t = τ ⊙ dθ_t (+ dfinal_offset at t = T−1):
+// docs/rotations.md summed over q and k, and dΦ_t = τ ⊙ dθ_t (+ dfinal_offset at t = T−1):
 //   dq, dk    = dq_out, dk_out rotated by −θ_t
 //   dphi_s    = Σ_{t≥s} dΦ_t                       (B,T,H,R)
 //   dtemperature_r = Σ_{b,t,h} Φ_t ⊙ dθ_t           (R)
@@ -56,7 +56,7 @@ void selective_rope_backward_reference(T* dq, T* dk, T* dphi, T* dtemperature, T
                                        const T* temperature, const T* offset, RopeShape shape,
                                        RotaryLayout layout = RotaryLayout::HalfSplit);
 
-// The temperature τ (R values, R = D/2) of MATH.md §2 step 7, as the reference's
+// The temperature τ (R values, R = D/2) of docs/selective_rope.md step 7, as the reference's
 // rotary_temperature(type, theta, D, temp_max) defines it (evaluated in double, then rounded):
 //   Rope: τ_r = temp_max / theta^{2r/D}                          (theta >= 1, e.g. 500000)
 //   Rfa:  ω = linspace(0, theta·π, R), t_r = sqrt((1 − cos ω_r) / (1 + cos ω_r)) (= tan(ω_r/2)),

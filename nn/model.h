@@ -1,4 +1,4 @@
-// The language model of MATH.md §5, named like the reference's GLAForCausalLM:
+// The language model of docs/model.md, named like the reference's GLAForCausalLM:
 //   model.embeddings -> model.layers.{i}.{attn_norm, attn, mlp_norm, mlp} -> model.norm -> lm_head
 // Each layer's mixer ("attn") is GLA or softmax attention, chosen per layer.
 #pragma once

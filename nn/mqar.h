@@ -1,4 +1,4 @@
-// Multi-query associative recall (MATH.md §6), with the semantics of Zoology's generator
+// Multi-query associative recall (docs/tasks.md), with the semantics of Zoology's generator
 // (HazyResearch/zoology, data/associative_recall.py, multiquery_ar):
 //
 //   inputs  k1 v1 k2 v2 ... kn vn | x  x  k2 x  x  x  k1 x ...      (n pairs, then queries)

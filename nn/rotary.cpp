@@ -177,7 +177,7 @@ void PositionEmbedding::apply(Tensor& q, Tensor& k, const Tensor& x, RotaryCache
   }
 }
 
-// ---- gradcheck cases: every option of MATH.md §2, small dims (H = 2, D = 4, model 6) ----
+// ---- gradcheck cases: every option of docs/selective_rope.md, small dims (H = 2, D = 4, model 6) ----
 
 namespace {
 CaseBuilder selective_rope_case(SelectiveRopeConfig config, bool with_cache) {

@@ -1,4 +1,4 @@
-// Position embeddings for the mixers: none, fixed RoPE, or Selective RoPE (MATH.md §2) with
+// Position embeddings for the mixers: none, fixed RoPE, or Selective RoPE (docs/selective_rope.md) with
 // every option of the reference module (timurcarstensen/selective-rope, modules/rotary.py).
 #pragma once
 #include <string>
@@ -52,7 +52,7 @@ class SelectiveRoPE : public Module {
   };
   // q, k: [B, T, H, D]; x: the layer input [B, T, model_dim]; cache: state after earlier tokens.
   Output forward(const Tensor& q, const Tensor& k, const Tensor& x, const RotaryCache* cache = nullptr) const;
-  // φ before accumulation, [B, T, H, R] (steps 1-5 of MATH.md §2), and the conv history after it.
+  // φ before accumulation, [B, T, H, R] (steps 1-5 of docs/selective_rope.md), and the conv history after it.
   std::pair<Tensor, Tensor> phase_increments(const Tensor& x, const Tensor& history) const;
 
   SelectiveRopeConfig config;

@@ -133,7 +133,7 @@ TEST_CASE("fused GLA, recurrent and chunked, equals its twin with states in and 
 }
 
 TEST_CASE("the RoPE trick: GLA on Selective-RoPE-rotated q, k with pair-tied decays is the complex recurrence") {
-  // MATH.md §3: both give o_t = scale Σ_{s≤t} (Π γ) (q'_t · k'_s) v_s. Gradients must agree too.
+  // docs/gla.md: both give o_t = scale Σ_{s≤t} (Π γ) (q'_t · k'_s) v_s. Gradients must agree too.
   Generator gen(5);
   const int64_t B = 2, T = 40, H = 2, K = 8, R = K / 2, V = 3;
   const DType d = DType::Float64;

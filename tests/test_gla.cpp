@@ -1,6 +1,6 @@
 // Suite "gla": the three GLA evaluation orders (recurrent, chunked, complex) against each other,
 // against plain reference loops, against central finite differences and against the RoPE-trick
-// identity of MATH.md §3. All comparisons in float64 unless said otherwise.
+// identity of docs/gla.md. All comparisons in float64 unless said otherwise.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -197,7 +197,7 @@ Buf concat_time(const Buf& a, const Buf& b, int64_t B, int64_t T1, int64_t T2, i
   return out;
 }
 
-// The half-split rotation of MATH.md §1 applied in place to a (B,T,H,K) tensor, angles (B,T,H,K/2).
+// The half-split rotation of docs/rotations.md applied in place to a (B,T,H,K) tensor, angles (B,T,H,K/2).
 void rotate(Buf& x, const Buf& theta, const GlaDims& d, double sign = 1.0) {
   const int64_t R = d.K / 2;
   for (int64_t row = 0; row < d.B * d.T * d.H; ++row)
@@ -258,7 +258,7 @@ ComplexGrads complex_backward(const ComplexProblem& c, bool reference) {
   return r;
 }
 
-// dL/dtheta_r of a half-split rotation (MATH.md §1): x the unrotated input, gx the gradient of the
+// dL/dtheta_r of a half-split rotation (docs/rotations.md): x the unrotated input, gx the gradient of the
 // rotated output; per pair, summed into dtheta.
 void rotation_angle_grad(const double* x, const double* gx, int64_t R, double* dtheta,
                          const double* theta) {
@@ -598,7 +598,7 @@ TEST_CASE("complex backward matches central finite differences") {
 }
 
 TEST_CASE("the RoPE trick: real GLA on rotated q, k with tied decays equals complex GLA") {
-  // MATH.md §3. Rotate q, k by theta_t = cumsum(dtheta) (half-split, §1), give both coordinates of a
+  // docs/gla.md. Rotate q, k by theta_t = cumsum(dtheta) (half-split, docs/rotations.md), give both coordinates of a
   // pair the gate g[r], run real GLA; the complex recurrence on unrotated q, k must agree, with the
   // real state S_t = rotate(h_t, theta_t) (theta_{-1} = 0, so h0 is shared). Then the gradients:
   // the complex ones must equal the real ones chained back through the rotation.

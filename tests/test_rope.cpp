@@ -1,6 +1,6 @@
 // Suite "rope": the rotation kernels, fixed RoPE and fused Selective RoPE (kernels/rotary.h,
 // kernels/rope.h, kernels/selective_rope.h) against float64 scalar references, central finite
-// differences, identities of MATH.md §1–2, and bit-identity across thread counts.
+// differences, identities of docs/rotations.md and docs/selective_rope.md, and bit-identity across thread counts.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -603,7 +603,7 @@ TEST_CASE("selective rope: bit-identical on 1 and 2 threads, and across the two 
 // ---------------------------------------------------------------------------------------------
 // Temperatures
 
-TEST_CASE("rotary temperatures follow MATH.md §2 step 7") {
+TEST_CASE("rotary temperatures follow docs/selective_rope.md step 7") {
   const int64_t D = 64, R = 32;
   std::vector<double> rope(R), rfa(R);
   rotary_temperature(rope.data(), TemperatureType::Rope, 500000.0, D, 2.0);
