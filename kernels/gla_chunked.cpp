@@ -15,7 +15,7 @@
 // sequences, else the chunk states come from the chained blocked scan of kernels/scan.h and the
 // chunks of one sequence run in parallel. Either way the work partition depends only on the sizes,
 // so results are bit-identical on any number of threads. The per-chunk GEMMs are small and kept
-// on the calling thread (gemm_serial). Backward recomputes the chunk-boundary states (K x V per
+// on the calling thread (serial_gemm). Backward recomputes the chunk-boundary states (K x V per
 // chunk per sequence in flight) rather than taking them from the forward.
 #include "rotor/kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
 
@@ -32,14 +32,6 @@ using namespace gla_common;
 namespace {
 
 constexpr int64_t kSub = 16;
-
-// Views of one sequence's rows in the (B,T,H,D) layouts: row t at p + t * ld.
-template <class T>
-struct Rows {
-  T* p;
-  int64_t ld;
-  T* row(int64_t t) const { return p + t * ld; }
-};
 
 // Scratch for one chunk of up to C rows; every (rows x K) buffer has leading dimension K.
 template <class T>
@@ -111,7 +103,7 @@ struct Chunk {
       const int64_t e = std::min(L, n + kSub);
       if (n > 0) {
         off_diagonal_factors(n, e, q, k);
-        gemm_serial<T>(false, true, e - n, n, K, scale, qs, K, ks, K, T(0), &A[n * C], C);
+        serial_gemm<T>(false, true, e - n, n, K, scale, qs, K, ks, K, T(0), &A[n * C], C);
       }
       diagonal_block<false>(n, e, q, k, nullptr, nullptr, nullptr);
     }
@@ -205,15 +197,15 @@ void forward_chunk(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T* S, 
   const auto o = a.at(a.o, bh, c, V);
   ch.prepare(L, q, k, g, true);
   ch.scores(q, k);
-  gemm_serial<T>(false, false, L, V, K, T(1), ch.qg, K, S, V, T(0), o.p, o.ld);
+  serial_gemm<T>(false, false, L, V, K, T(1), ch.qg, K, S, V, T(0), o.p, o.ld);
   // o += A v, row block by row block over the columns up to the block's end (A is lower triangular).
   for (int64_t n = 0; n < L; n += kSub) {
     const int64_t e = std::min(L, n + kSub);
-    gemm_serial<T>(false, false, e - n, V, e, T(1), &ch.A[n * ch.C], ch.C, v.p, v.ld, T(1), o.row(n), o.ld);
+    serial_gemm<T>(false, false, e - n, V, e, T(1), &ch.A[n * ch.C], ch.C, v.p, v.ld, T(1), o.row(n), o.ld);
   }
   if (!advance) return;
   scale_rows(S, ch.lam, K, V);
-  gemm_serial<T>(true, false, K, V, L, T(1), ch.kl, K, v.p, v.ld, T(1), S, V);
+  serial_gemm<T>(true, false, K, V, L, T(1), ch.kl, K, v.p, v.ld, T(1), S, V);
 }
 
 // The state map of chunk c, S_out = diag(lam) S_in + U: writes lam (K) and U = kl^T v (K x V).
@@ -223,7 +215,7 @@ void chunk_state_map(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T* l
   const auto k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K), v = a.at(a.v, bh, c, V);
   ch.prepare(L, k, k, g, false);
   std::copy(ch.lam, ch.lam + K, lam);
-  gemm_serial<T>(true, false, K, V, L, T(1), ch.kl, K, v.p, v.ld, T(0), U, V);
+  serial_gemm<T>(true, false, K, V, L, T(1), ch.kl, K, v.p, v.ld, T(0), U, V);
 }
 
 // The state-gradient map of chunk c, dS_in = diag(lam) dS_out + W: writes lam and W = qg^T do.
@@ -234,7 +226,7 @@ void chunk_gradient_map(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T
   const auto dout = a.at(a.dout, bh, c, V);
   ch.prepare(L, q, k, g, true);
   std::copy(ch.lam, ch.lam + K, lam);
-  gemm_serial<T>(true, false, K, V, L, T(1), ch.qg, K, dout.p, dout.ld, T(0), W, V);
+  serial_gemm<T>(true, false, K, V, L, T(1), ch.qg, K, dout.p, dout.ld, T(0), W, V);
 }
 
 // Buffers of the chunk backward beyond Chunk's own.
@@ -262,11 +254,11 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
   // sub-blocks only: entries above the diagonal are never read.
   for (int64_t n = 0; n < L; n += kSub) {
     const int64_t e = std::min(L, n + kSub);
-    gemm_serial<T>(false, true, e - n, e, V, scale, dout.row(n), dout.ld, v.p, v.ld, T(0), &dA[n * C], C);
+    serial_gemm<T>(false, true, e - n, e, V, scale, dout.row(n), dout.ld, v.p, v.ld, T(0), &dA[n * C], C);
   }
   // Inter-chunk parts: dq = scale gam ⊙ (do S_in^T), dk = el ⊙ (v dS^T).
-  gemm_serial<T>(false, true, L, K, V, T(1), dout.p, dout.ld, S_in, V, T(0), dqc, K);
-  gemm_serial<T>(false, true, L, K, V, T(1), v.p, v.ld, dS, V, T(0), dkc, K);
+  serial_gemm<T>(false, true, L, K, V, T(1), dout.p, dout.ld, S_in, V, T(0), dqc, K);
+  serial_gemm<T>(false, true, L, K, V, T(1), v.p, v.ld, dS, V, T(0), dkc, K);
   for (int64_t i = 0; i < L; ++i) {
     map(K, &dqc[i * K], [scale](auto x, auto e) { return scale * x * e; }, &dqc[i * K], ch.row(ch.gam, i));
     map(K, &dkc[i * K], [](auto x, auto e) { return x * e; }, &dkc[i * K], ch.row(ch.el, i));
@@ -277,13 +269,13 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
     const int64_t e = std::min(L, n + kSub), m = e - n;
     if (n > 0) {
       ch.off_diagonal_factors(n, e, q, k);
-      gemm_serial<T>(false, true, m, n, K, scale, ch.qs, K, ch.ks, K, T(0), &ch.A[n * C], C);
+      serial_gemm<T>(false, true, m, n, K, scale, ch.qs, K, ch.ks, K, T(0), &ch.A[n * C], C);
       // dq_I += al ⊙ (dA_I,<n ks), dk_<n += be ⊙ (dA_I,<n^T qs).
-      gemm_serial<T>(false, false, m, K, n, T(1), &dA[n * C], C, ch.ks, K, T(0), ch.tmp, K);
+      serial_gemm<T>(false, false, m, K, n, T(1), &dA[n * C], C, ch.ks, K, T(0), ch.tmp, K);
       for (int64_t i = n; i < e; ++i)
         map(K, &dqc[i * K], [](auto acc, auto x, auto f) { return acc + x * f; }, &dqc[i * K],
             ch.row(ch.tmp, i - n), ch.row(ch.al, i - n));
-      gemm_serial<T>(true, false, n, K, m, T(1), &dA[n * C], C, ch.qs, K, T(0), ch.tmp, K);
+      serial_gemm<T>(true, false, n, K, m, T(1), &dA[n * C], C, ch.qs, K, T(0), ch.tmp, K);
       for (int64_t j = 0; j < n; ++j)
         map(K, &dkc[j * K], [](auto acc, auto x, auto f) { return acc + x * f; }, &dkc[j * K],
             ch.row(ch.tmp, j), ch.row(ch.be, j));
@@ -291,10 +283,10 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
     ch.template diagonal_block<true>(n, e, q, k, dA, dqc, dkc);
   }
   // dv = kl dS + A^T do, the second by column block of A over the rows from the block's start.
-  gemm_serial<T>(false, false, L, V, K, T(1), ch.kl, K, dS, V, T(0), dv.p, dv.ld);
+  serial_gemm<T>(false, false, L, V, K, T(1), ch.kl, K, dS, V, T(0), dv.p, dv.ld);
   for (int64_t n = 0; n < L; n += kSub) {
     const int64_t e = std::min(L, n + kSub);
-    gemm_serial<T>(true, false, e - n, V, L - n, T(1), &ch.A[n * C + n], C, dout.row(n), dout.ld, T(1),
+    serial_gemm<T>(true, false, e - n, V, L - n, T(1), &ch.A[n * C + n], C, dout.row(n), dout.ld, T(1),
                    dv.row(n), dv.ld);
   }
   // dg: reverse within-chunk cumsum of q ⊙ dq - k ⊙ dk, plus the output state's term dS ⊙ S_out.
@@ -310,7 +302,7 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
   }
   // dS <- diag(lam) dS + qg^T do: the gradient of the state entering this chunk.
   scale_rows(dS, ch.lam, K, V);
-  gemm_serial<T>(true, false, K, V, L, T(1), ch.qg, K, dout.p, dout.ld, T(1), dS, V);
+  serial_gemm<T>(true, false, K, V, L, T(1), ch.qg, K, dout.p, dout.ld, T(1), dS, V);
 }
 
 // ---- sequence-parallel driver: one task per sequence (b, h) ----------------------------------
