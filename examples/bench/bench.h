@@ -58,5 +58,6 @@ void bench_attn(Bench& b);
 void bench_gla(Bench& b);
 void bench_scan(Bench& b);
 void bench_train(Bench& b);
+void bench_toy(Bench& b);
 
 }  // namespace bench
