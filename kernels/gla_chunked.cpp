@@ -15,7 +15,7 @@
 // sequences, else the chunk states come from the chained blocked scan of kernels/scan.h and the
 // chunks of one sequence run in parallel. Either way the work partition depends only on the sizes,
 // so results are bit-identical on any number of threads. The per-chunk GEMMs are small and kept
-// on the calling thread (see gemm below). Backward recomputes the chunk-boundary states (K x V per
+// on the calling thread (serial_gemm). Backward recomputes the chunk-boundary states (K x V per
 // chunk per sequence in flight) rather than taking them from the forward.
 #include "rotor/kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "rotor/nn/gradcheck_case.h"
+#include "rotor/nn/init.h"
 
 namespace rotor::nn {
 
@@ -34,6 +35,7 @@ void ModelConfig::validate() const {
   ROTOR_CHECK(attn_layers.empty() || hidden_size % ah == 0, op, "hidden_size ", hidden_size,
               " is not divisible by attention heads ", ah);
   ROTOR_CHECK(chunk_size > 0, op, "chunk_size must be positive, got ", chunk_size);
+  init_scheme_from_name(init);
 }
 
 Json ModelConfig::to_json() const {
@@ -55,6 +57,7 @@ Json ModelConfig::to_json() const {
   j.set("gate_low_rank_dim", gate_low_rank_dim);
   j.set("chunk_size", chunk_size);
   j.set("position_embedding", position_embedding.to_json());
+  j.set("init", init);
   if (attn_layers.empty()) {
     j.set("attn", Json());
   } else {
@@ -86,6 +89,7 @@ ModelConfig ModelConfig::from_json(const Json& j) {
   j.read_optional("gate_logit_normalizer", c.gate_logit_normalizer);
   j.read_optional("gate_low_rank_dim", c.gate_low_rank_dim);
   j.read_optional("chunk_size", c.chunk_size);
+  if (auto* v = j.find("init"); v && !v->is_null()) c.init = v->as_string("init");
   if (auto* pe = j.find("position_embedding")) c.position_embedding = PositionEmbeddingConfig::from_json(*pe);
   if (auto* a = j.find("attn"); a && !a->is_null()) {
     for (const Json& l : a->at("layers").as_array("attn.layers")) c.attn_layers.push_back(l.as_int("attn.layers[]"));
@@ -161,6 +165,7 @@ LanguageModel::LanguageModel(const ModelConfig& c, Generator& gen, DType dtype)
   model_.register_module("norm", norm);
   register_module("model", model_);
   register_module("lm_head", lm_head);
+  initialize(*this, init_scheme_from_name(c.init), gen);
 }
 
 Tensor LanguageModel::forward(const Tensor& ids, std::vector<LayerCache>* cache) const {

@@ -31,6 +31,7 @@ struct ModelConfig {
   std::vector<int64_t> attn_layers;
   int64_t attn_num_heads = 0;  // 0: num_heads
   bool attn_qk_norm = false;
+  std::string init = "reference";  // weight initialisation scheme (nn/init.h): reference or torch
 
   int64_t mlp_size() const;
   int64_t attention_heads() const { return attn_num_heads ? attn_num_heads : num_heads; }
