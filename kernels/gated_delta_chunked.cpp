@@ -369,6 +369,7 @@ void backward_sequences(const Args<T>& a, const T* saved) {
       copy_state(dS, a.dht ? a.dht + a.state(bh) : nullptr, KV);
       for (int64_t c = nc - 1; c >= 0; --c) {
         a.prefetch(bh, c - 1, true);
+        if (c > 0) prefetch_rows(st.SD(base, c - 1), 0, st.per_chunk(), 1);  // long sequences: from memory
         backward_chunk(a, ch, w, bh, c, st.SD(base, c), st.Minv(base, c), st.WU(base, c), dS);
       }
       if (a.dh0) std::copy(dS, dS + KV, a.dh0 + a.state(bh));
