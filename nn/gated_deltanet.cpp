@@ -78,12 +78,8 @@ Tensor GatedDeltaNet::forward(const Tensor& x, GatedDeltaNetCache* cache) const 
   const int64_t B = x.size(0), T = x.size(1), H = config.num_heads, HV = value_heads;
   Tensor q = q_proj.forward(x), k = k_proj.forward(x), v = v_proj.forward(x);
   if (q_conv1d) {
-    ConvResult cq = q_conv1d->forward(q, cache ? cache->q_history : Tensor());
-    ConvResult ck = k_conv1d->forward(k, cache ? cache->k_history : Tensor());
-    ConvResult cv = v_conv1d->forward(v, cache ? cache->v_history : Tensor());
-    q = cq.y, k = ck.y, v = cv.y;
-    if (cache) cache->q_history = cq.history, cache->k_history = ck.history, cache->v_history = cv.history;
-  } else {
+    short_conv_qkv(*q_conv1d, *k_conv1d, *v_conv1d, q, k, v, cache);
+  } else {  // the reference's SiLU without convolutions
     q = silu(q), k = silu(k), v = silu(v);
   }
   q = reshape(q, {B, T, H, head_k_dim});
