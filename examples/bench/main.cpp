@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
       {"rope", bench::bench_rope},
       {"attn", bench::bench_attn},
       {"gla", bench::bench_gla},
+      {"gdn", bench::bench_gdn},
       {"scan", bench::bench_scan},
       {"train", bench::bench_train},
       {"toy", bench::bench_toy},
