@@ -79,8 +79,10 @@ int main(int argc, char** argv) {
     flags.fail(e.what());
   }
   if (batch > train_size) flags.fail("--batch must not exceed --train-size");
+  if (save_every && save_path.empty()) flags.fail("--save-every needs --save");
 
   try {
+    if (!save_path.empty()) Trainer::check_save_path(save_path);  // before the work it would keep
     // 1. Data: disjoint train and test sets, and a loader that shuffles the train set.
     MqarSplits data = mqar_splits(task, train_size, test_size, seed);
     BatchLoader loader(data.train, batch, seed);
