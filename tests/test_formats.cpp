@@ -13,19 +13,10 @@
 #include "core_test_util.h"
 
 using namespace rotor;
+using testutil::contains;
+using testutil::error_of;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("not a rotor::Error: ") + e.what();
-  }
-  return "no error";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::string u64le(uint64_t n) {
   std::string s(8, '\0');
@@ -52,13 +43,13 @@ TEST_CASE("JSON \\u escapes: exactly four hex digits, surrogates paired, else ro
   for (const char* bad : {R"("\uZZZZ")", R"("\u+041")", R"("\u 041")", R"("\u41zz")", R"("\u-123")", R"("\u12")",
                           R"("\u")", R"("\ud800")", R"("\ude00")", R"("\ud800\u0041")", R"("\x41")", R"("\U0041")"}) {
     INFO(bad);
-    CHECK(has(error_of([&] { Json::parse(bad); }), "[json]"));
+    CHECK(contains(error_of([&] { Json::parse(bad); }), "[json]"));
   }
   // Raw control characters and ill-formed UTF-8 inside strings.
   for (std::string bad : {std::string("\"a\nb\""), std::string("\"\x01\""), std::string("\"\xff\""),
                           std::string("\"\xc3\""), std::string("\"a\0b\"", 5)}) {
     INFO(bad);
-    CHECK(has(error_of([&] { Json::parse(bad); }), "[json]"));
+    CHECK(contains(error_of([&] { Json::parse(bad); }), "[json]"));
   }
 }
 
@@ -66,22 +57,22 @@ TEST_CASE("JSON numbers follow the grammar, the whole token, and stay finite") {
   for (const char* bad : {"1.2.3", "1e5e5", "1-2", "+1", "01", "1.", ".5", "-", "--1", "1e", "1e+", "0x10",
                           "Infinity", "-Infinity", "NaN", "nan", "1e999", "-1e999", "1_000", "1,5", "١"}) {
     INFO(bad);
-    CHECK(has(error_of([&] { Json::parse(bad); }), "[json]"));
-    CHECK(has(error_of([&] { Json::parse(std::string("{\"norm_eps\": ") + bad + "}"); }), "[json]"));
+    CHECK(contains(error_of([&] { Json::parse(bad); }), "[json]"));
+    CHECK(contains(error_of([&] { Json::parse(std::string("{\"norm_eps\": ") + bad + "}"); }), "[json]"));
   }
   CHECK(Json::parse("-0").as_number() == 0.0);
   CHECK(Json::parse("1e5").as_int() == 100000);
   CHECK(Json::parse("1E+5").as_number() == 1e5);
   CHECK(Json::parse("-1.5e-3").as_number() == -1.5e-3);
   CHECK(Json::parse("9007199254740993").as_int() == 9007199254740993LL);  // integers stay exact
-  CHECK(has(error_of([] { Json::parse("2.5").as_int("num_heads"); }), "num_heads must be an integer"));
-  CHECK(has(error_of([] { Json::parse("1e300").as_int("n"); }), "must be an integer"));
+  CHECK(contains(error_of([] { Json::parse("2.5").as_int("num_heads"); }), "num_heads must be an integer"));
+  CHECK(contains(error_of([] { Json::parse("1e300").as_int("n"); }), "must be an integer"));
 }
 
 TEST_CASE("JSON objects with a duplicate key are refused, at any depth") {
-  CHECK(has(error_of([] { Json::parse(R"({"a": 1, "a": 2})"); }), "duplicate key 'a'"));
-  CHECK(has(error_of([] { Json::parse(R"({"x": {"b": 1, "c": 2, "b": 1}})"); }), "duplicate key 'b'"));
-  CHECK(has(error_of([] { Json::parse(R"([{"k": 1}, {"k": 2, "k": 3}])"); }), "duplicate key 'k'"));
+  CHECK(contains(error_of([] { Json::parse(R"({"a": 1, "a": 2})"); }), "duplicate key 'a'"));
+  CHECK(contains(error_of([] { Json::parse(R"({"x": {"b": 1, "c": 2, "b": 1}})"); }), "duplicate key 'b'"));
+  CHECK(contains(error_of([] { Json::parse(R"([{"k": 1}, {"k": 2, "k": 3}])"); }), "duplicate key 'k'"));
   CHECK(Json::parse(R"([{"k": 1}, {"k": 2}])").as_array().size() == 2);  // the same key in two objects is fine
 }
 
@@ -89,11 +80,11 @@ TEST_CASE("JSON structure: one value, no comments, no trailing commas, bounded d
   for (const char* bad : {"", " ", "{", "[1,]", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "{a: 1}", "{'a': 1}",
                           "1 2", "[1] x", "// c\n1", "/* c */ 1", "tru", "nul", "[", "]", "{\"a\":}"}) {
     INFO(bad);
-    CHECK(has(error_of([&] { Json::parse(bad); }), "[json]"));
+    CHECK(contains(error_of([&] { Json::parse(bad); }), "[json]"));
   }
-  CHECK(has(error_of([] { Json::parse(std::string(65, '[') + std::string(65, ']')); }), "nesting deeper"));
+  CHECK(contains(error_of([] { Json::parse(std::string(65, '[') + std::string(65, ']')); }), "nesting deeper"));
   CHECK(Json::parse(std::string(64, '[') + std::string(64, ']')).is_array());
-  CHECK(has(error_of([] { Json::parse("{", "config"); }), "config"));  // the message names what was parsed
+  CHECK(contains(error_of([] { Json::parse("{", "config"); }), "config"));  // the message names what was parsed
 }
 
 TEST_CASE("JSON writes what it reads back, refuses non-finite numbers, and prints with <<") {
@@ -117,8 +108,8 @@ TEST_CASE("JSON writes what it reads back, refuses non-finite numbers, and print
   CHECK(out.str() == j.dump());
   Json nan_value = Json::object();
   nan_value.set("norm_eps", std::nan(""));
-  CHECK(has(error_of([&] { nan_value.dump(); }), "non-finite"));
-  CHECK(has(error_of([&] { Json(INFINITY).dump(); }), "non-finite"));
+  CHECK(contains(error_of([&] { nan_value.dump(); }), "non-finite"));
+  CHECK(contains(error_of([&] { Json(INFINITY).dump(); }), "non-finite"));
 }
 
 TEST_CASE("a checkpoint whose config JSON is malformed is a rotor::Error from load_model") {
@@ -128,8 +119,8 @@ TEST_CASE("a checkpoint whose config JSON is malformed is a rotor::Error from lo
     INFO(config);
     save_safetensors(dir / "c.safetensors", {{"w", zeros({1})}}, {{"config", config}, {"step", "0"}});
     const std::string msg = error_of([&] { nn::load_model(dir / "c.safetensors"); });
-    CHECK(has(msg, "[load_checkpoint]"));
-    CHECK(has(msg, "bad model config"));
+    CHECK(contains(msg, "[load_checkpoint]"));
+    CHECK(contains(msg, "bad model config"));
   }
 }
 
@@ -144,7 +135,7 @@ TEST_CASE("safetensors headers: numbers are whole JSON tokens, names are unique"
                           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
                           R"({"a":{"dtype":"F32","dtype":"F64","shape":[2],"data_offsets":[0,8]}})"}) {
     INFO(bad);
-    CHECK(has(error_of([&] { safetensors_from_bytes(file(bad)); }), "[safetensors]"));
+    CHECK(contains(error_of([&] { safetensors_from_bytes(file(bad)); }), "[safetensors]"));
   }
 }
 
@@ -177,7 +168,7 @@ TEST_CASE(".npy headers are a dict literal with exactly descr, fortran_order and
   };
   for (const Case& c : cases) {
     const std::string msg = error_of([&] { npy_from_bytes(npy(c.dict, kSixFloats), "case.npy"); });
-    CHECK_MESSAGE(has(msg, "[load_npy]"), c.dict, ": ", msg);
-    CHECK_MESSAGE(has(msg, c.expect), c.dict, ": ", msg);
+    CHECK_MESSAGE(contains(msg, "[load_npy]"), c.dict, ": ", msg);
+    CHECK_MESSAGE(contains(msg, c.expect), c.dict, ": ", msg);
   }
 }
