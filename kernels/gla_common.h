@@ -1,5 +1,5 @@
-// Internal helpers shared by the GLA kernel files: indexing one sequence (b, h) of the
-// (B,T,H,D) and (B,H,K,V) layouts, argument checks and work partitioning.
+// Internal helpers shared by the GLA and gated delta rule kernel files: indexing one sequence (b, h)
+// of the (B,T,H,D) and (B,H,K,V) layouts, argument checks, work partitioning and per-thread GEMMs.
 #pragma once
 #include <algorithm>
 #include <cassert>
@@ -10,6 +10,7 @@
 #include "rotor/core/error.h"
 #include "rotor/core/parallel.h"
 #include "rotor/core/storage.h"
+#include "rotor/kernels/blas.h"
 #include "rotor/kernels/gla.h"
 
 namespace rotor::kernels::gla_common {
@@ -29,6 +30,14 @@ inline int64_t sequences_per_block(const GlaDims& d) {
   const int64_t work = std::max<int64_t>(1, d.T * d.K * d.V);
   return std::max<int64_t>(1, kParallelGrain / work);
 }
+
+// A view of one sequence's rows in the (B,T,H,D) layouts: row t at p + t * ld.
+template <class T>
+struct Rows {
+  T* p;
+  int64_t ld;
+  T* row(int64_t t) const { return p + t * ld; }
+};
 
 // Steps between checkpoints of the recurrent backward: ~sqrt(T) minimises checkpoints + segment.
 inline int64_t segment_length(int64_t T) {
@@ -73,5 +82,23 @@ class Scratch {
   T* next_;
   T* end_;
 };
+
+// OpenBLAS hands a GEMM to its own thread pool once M*N*K exceeds 65536 * GEMM_MULTITHREAD_THRESHOLD
+// (4 in Debian's build). Called from inside oneTBB tasks that oversubscribes the cores badly
+// (measured: K = V = 128 forward+backward 10x slower on 2 threads than on 1), so every GEMM of
+// the chunked kernels is cut into column panels of at most this much work. Cutting along N leaves
+// each element's sum unchanged.
+constexpr int64_t kSerialGemmWork = int64_t(1) << 18;
+
+// kernels::gemm (row-major C = alpha op(A) op(B) + beta C), kept on the calling thread.
+template <class T>
+void serial_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t Kd, T alpha, const T* A, int64_t lda,
+                 const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  const int64_t panel = std::max<int64_t>(1, kSerialGemmWork / std::max<int64_t>(1, M * Kd));
+  for (int64_t n0 = 0; n0 < N; n0 += panel)
+    gemm<T>(ta, tb, M, std::min(panel, N - n0), Kd, alpha, A, lda, B + (tb ? n0 * ldb : n0), ldb, beta,
+            C + n0, ldc);
+}
 
 }  // namespace rotor::kernels::gla_common
