@@ -141,6 +141,7 @@ SafetensorsContent safetensors_from_bytes(const std::string& bytes, const std::s
       out.metadata = parse_metadata(entry, what);
       continue;
     }
+    ROTOR_CHECK(!name.empty(), kOp, what, ": a tensor has an empty name");
     const std::string where = what + ": tensor '" + name + "'";
     ROTOR_CHECK(entry.is_object(), kOp, where, ": entry is not an object");
     const Json* dt = entry.find("dtype");
