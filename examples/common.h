@@ -64,6 +64,27 @@ class Flags {
     return x;
   }
 
+  // A comma-separated list of integers, each in [lo, hi] ("" is the empty list).
+  std::vector<int64_t> integers(const std::string& name, const std::vector<int64_t>& fallback, int64_t lo, int64_t hi) {
+    if (!has(name)) return fallback;
+    const std::string v = take(name, "");
+    std::vector<int64_t> out;
+    for (size_t start = 0; start < v.size();) {
+      size_t comma = v.find(',', start);
+      if (comma == std::string::npos) comma = v.size();
+      const std::string item = v.substr(start, comma - start);
+      errno = 0;
+      char* end = nullptr;
+      const long long x = std::strtoll(item.c_str(), &end, 10);
+      if (item.empty() || *end || errno || x < lo || x > hi)
+        fail("--" + name + " must be a comma-separated list of integers in [" + std::to_string(lo) + ", " +
+             std::to_string(hi) + "], got '" + v + "'");
+      out.push_back(x);
+      start = comma + 1;
+    }
+    return out;
+  }
+
   double real(const std::string& name, double fallback, double lo, double hi) {
     if (!has(name)) return fallback;
     std::string v = take(name, "");

@@ -15,7 +15,7 @@
 // sequences, else the chunk states come from the chained blocked scan of kernels/scan.h and the
 // chunks of one sequence run in parallel. Either way the work partition depends only on the sizes,
 // so results are bit-identical on any number of threads. The per-chunk GEMMs are small and kept
-// on the calling thread (see gemm below). Backward recomputes the chunk-boundary states (K x V per
+// on the calling thread (serial_gemm). Backward recomputes the chunk-boundary states (K x V per
 // chunk per sequence in flight) rather than taking them from the forward.
 #include "rotor/kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
 
@@ -141,14 +141,6 @@ struct Chunk {
     }
   }
 };
-
-// Asks for `rows` rows of a strided view ahead of use: a sequence's rows are H*D apart, a pattern
-// the hardware prefetchers pick up late. Into L2 (locality 2): a chunk's inputs overflow L1.
-template <class T>
-void prefetch_rows(const T* p, int64_t ld, int64_t D, int64_t rows) {
-  for (int64_t t = 0; t < rows; ++t)
-    for (int64_t j = 0; j < D; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(p + t * ld + j, 0, 2);
-}
 
 // S <- diag(v) S, S of K rows of length V.
 template <class T>

@@ -39,6 +39,14 @@ struct Rows {
   T* row(int64_t t) const { return p + t * ld; }
 };
 
+// Asks for `rows` rows of a strided view ahead of use: a sequence's rows are H*D apart, a pattern
+// the hardware prefetchers pick up late. Into L2 (locality 2): a chunk's inputs overflow L1.
+template <class T>
+void prefetch_rows(const T* p, int64_t ld, int64_t D, int64_t rows) {
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t j = 0; j < D; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(p + t * ld + j, 0, 2);
+}
+
 // Steps between checkpoints of the recurrent backward: ~sqrt(T) minimises checkpoints + segment.
 inline int64_t segment_length(int64_t T) {
   return std::max<int64_t>(1, int64_t(std::ceil(std::sqrt(double(T)))));
@@ -83,22 +91,13 @@ class Scratch {
   T* end_;
 };
 
-// OpenBLAS hands a GEMM to its own thread pool once M*N*K exceeds 65536 * GEMM_MULTITHREAD_THRESHOLD
-// (4 in Debian's build). Called from inside oneTBB tasks that oversubscribes the cores badly
-// (measured: K = V = 128 forward+backward 10x slower on 2 threads than on 1), so every GEMM of
-// the chunked kernels is cut into column panels of at most this much work. Cutting along N leaves
-// each element's sum unchanged.
-constexpr int64_t kSerialGemmWork = int64_t(1) << 18;
-
-// kernels::gemm (row-major C = alpha op(A) op(B) + beta C), kept on the calling thread.
+// One GEMM on the calling thread: the chunked kernels call it from inside their parallel loops
+// (OpenBLAS itself runs single-threaded inside rotor, see kernels/blas.h).
 template <class T>
 void serial_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t Kd, T alpha, const T* A, int64_t lda,
                  const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
-  const int64_t panel = std::max<int64_t>(1, kSerialGemmWork / std::max<int64_t>(1, M * Kd));
-  for (int64_t n0 = 0; n0 < N; n0 += panel)
-    gemm<T>(ta, tb, M, std::min(panel, N - n0), Kd, alpha, A, lda, B + (tb ? n0 * ldb : n0), ldb, beta,
-            C + n0, ldc);
+  gemm_serial<T>(ta, tb, M, N, Kd, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace rotor::kernels::gla_common

@@ -59,6 +59,18 @@ class ShortConvolution : public Module {
   bool silu;
 };
 
+// q, k, v [B, T, C] through their own short convolutions, in place. With a cache (any type with
+// q_history, k_history, v_history), continues from its histories and updates them.
+template <class Cache>
+void short_conv_qkv(const ShortConvolution& cq, const ShortConvolution& ck, const ShortConvolution& cv, Tensor& q,
+                    Tensor& k, Tensor& v, Cache* cache) {
+  ConvResult rq = cq.forward(q, cache ? cache->q_history : Tensor());
+  ConvResult rk = ck.forward(k, cache ? cache->k_history : Tensor());
+  ConvResult rv = cv.forward(v, cache ? cache->v_history : Tensor());
+  q = rq.y, k = rk.y, v = rv.y;
+  if (cache) cache->q_history = rq.history, cache->k_history = rk.history, cache->v_history = rv.history;
+}
+
 // fla's GatedMLP intermediate size: hidden * ratio * 2/3, rounded up to a multiple of 256.
 int64_t swiglu_intermediate_size(int64_t hidden, int64_t hidden_ratio);
 

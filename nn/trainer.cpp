@@ -301,6 +301,9 @@ EvalResult evaluate(const LanguageModel& model, const TokenData& data, int64_t b
     loss_sum += cross_entropy(logits, part.labels).item() * double(a.count);
     r.accuracy.correct += a.correct;
     r.accuracy.count += a.count;
+    const Accuracy rows = sequence_accuracy(logits, part.labels);
+    r.sequences.correct += rows.correct;
+    r.sequences.count += rows.count;
   }
   r.loss = r.accuracy.count ? loss_sum / double(r.accuracy.count) : 0.0;
   return r;

@@ -103,6 +103,7 @@ class Trainer {
 struct EvalResult {
   double loss = 0;  // mean over labelled positions
   Accuracy accuracy;
+  Accuracy sequences;  // rows with every labelled position right
 };
 // Without gradients, in batches of batch_size rows.
 EvalResult evaluate(const LanguageModel& model, const TokenData& data, int64_t batch_size);

@@ -56,6 +56,7 @@ void bench_core(Bench& b);
 void bench_rope(Bench& b);
 void bench_attn(Bench& b);
 void bench_gla(Bench& b);
+void bench_gdn(Bench& b);
 void bench_scan(Bench& b);
 void bench_train(Bench& b);
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench.h"
+#include "rotor/kernels/blas.h"
 
 int main(int argc, char** argv) {
   bool json = false;
@@ -33,9 +34,11 @@ int main(int argc, char** argv) {
       {"rope", bench::bench_rope},
       {"attn", bench::bench_attn},
       {"gla", bench::bench_gla},
+      {"gdn", bench::bench_gdn},
       {"scan", bench::bench_scan},
       {"train", bench::bench_train},
   };
+  if (!json) std::printf("OpenBLAS kernels: %s, threads: %d\n", rotor::kernels::blas_core_name(), rotor::num_threads());
   bench::Bench b(json);
   bool ran = false;
   for (const auto& g : groups) {
