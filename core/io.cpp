@@ -147,6 +147,12 @@ void write_atomic(const std::string& path, const char* op, const std::string& by
   sync_dir(dir_of(path));  // makes the rename itself durable
 }
 
+void write_atomic(const std::string& path, const char* op, const std::function<void(std::ostream&)>& write) {
+  std::ostringstream out;
+  write(out);
+  write_atomic(path, op, out.str());
+}
+
 void check_writable(const std::string& path, const char* op) {
   ROTOR_CHECK(!path.empty(), op, "empty file name");
   check_replaceable(path, op);

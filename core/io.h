@@ -1,6 +1,7 @@
 // File helpers shared by every format rotor writes.
 #pragma once
 #include <functional>
+#include <iosfwd>
 #include <string>
 
 namespace rotor::io {
@@ -12,6 +13,8 @@ namespace rotor::io {
 // beside `path` are removed first. Throws rotor::Error("[op] ...") naming the system's reason on
 // failure, leaving any previous file untouched.
 void write_atomic(const std::string& path, const char* op, const std::string& bytes);
+// The same, with the bytes produced by `write` into a stream.
+void write_atomic(const std::string& path, const char* op, const std::function<void(std::ostream&)>& write);
 
 // Error("[op] ...") unless write_atomic(path) can succeed as far as can be told beforehand: the
 // directory exists and takes a new file (probed by creating and removing one), and path is

@@ -45,8 +45,8 @@ void validate_position_embedding(const PositionEmbeddingConfig& pe) {
               "position_embedding.phi_parametrization must be low-rank or full-rank, got '", s.phi_parametrization, "'");
   check_range("position_embedding.phi_proj_rank", s.phi_proj_rank, 1, kMaxWidth);
   check_range("position_embedding.d_conv", s.d_conv, 1, kMaxConv);
-  ROTOR_CHECK(s.conv_act.empty() || s.conv_act == "silu", op, "position_embedding.conv_act must be null or silu, got '",
-              s.conv_act, "'");
+  ROTOR_CHECK(one_of(s.conv_act, {"", "silu", "swish"}), op,
+              "position_embedding.conv_act must be null, silu or swish, got '", s.conv_act, "'");
   ROTOR_CHECK(one_of(s.gate_parametrization, {"standard", "low-rank", "gla"}), op,
               "position_embedding.gate_parametrization must be standard, low-rank or gla, got '", s.gate_parametrization,
               "'");
@@ -55,6 +55,8 @@ void validate_position_embedding(const PositionEmbeddingConfig& pe) {
               s.temp_type, "'");
   check_positive("position_embedding.temp_theta", s.temp_theta, 1e300);
   check_positive("position_embedding.temp_max", s.temp_max, 1e300);
+}
+
 GatedDeltaNetLayerConfig gated_deltanet_config(const ModelConfig& c) {
   GatedDeltaNetLayerConfig g;
   g.hidden_size = c.hidden_size;

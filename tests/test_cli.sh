@@ -68,7 +68,7 @@ expect 2 "--stop-at must be in" "$train" --steps 3 --stop-at 5
 expect 2 "--warmup must be in" "$train" --steps 5 --warmup 10
 expect 2 "--min-lr must be a number" "$train" --lr 0.1 --min-lr 1
 expect 2 "--save-every needs --save" "$train" "${small[@]}" --save-every 1
-expect 2 "num_kv_pairs 40" "$train" --kv-pairs 40 --seq-len 8
+expect 1 "num_kv_pairs 40" "$train" --kv-pairs 40 --seq-len 8
 
 # ---- train: --save is checked before training ----
 expect 1 "no_such_dir" "$train" "${small[@]}" --save "$tmp/no_such_dir/ck.safetensors"
