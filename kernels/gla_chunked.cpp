@@ -422,7 +422,7 @@ template <class T>
 void backward_chunks(const Args<T>& a) {
   const int64_t K = a.d.K, V = a.d.V, KV = K * V;
   const int64_t lanes = a.d.B * a.d.H, nc = a.chunks();
-  Scratch<T> state_mem(size_t(lanes * (nc + 1) * KV));
+  Scratch<T> state_mem(Scratch<T>::elements(lanes * (nc + 1) * KV));
   T* states = state_mem.take(size_t(lanes * (nc + 1) * KV));
   chunk_scan_states(a, states, false);
   auto final_grad = [&](int64_t bh) { return a.dht ? a.dht + a.state(bh) : nullptr; };

@@ -33,7 +33,7 @@ class RMSNorm : public Module {
 class GatedRMSNorm : public Module {
  public:
   GatedRMSNorm(int64_t dim, double eps, DType dtype = DType::Float32);
-  Tensor forward(const Tensor& x, const Tensor& gate) const { return rms_norm(x, weight, eps) * silu(gate); }
+  Tensor forward(const Tensor& x, const Tensor& gate) const { return gated_rms_norm(x, weight, gate, eps); }
   Tensor weight;
   double eps;
 };

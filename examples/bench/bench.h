@@ -59,5 +59,6 @@ void bench_gla(Bench& b);
 void bench_gdn(Bench& b);
 void bench_scan(Bench& b);
 void bench_train(Bench& b);
+void bench_toy(Bench& b);
 
 }  // namespace bench
