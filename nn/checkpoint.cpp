@@ -122,7 +122,10 @@ void check_config_against_file(const ModelConfig& c, const SafetensorsContent& f
                 " (intermediate_size ", c.intermediate_size, ", hidden_ratio ", c.hidden_ratio,
                 ") but model.layers.0.mlp.gate_proj.weight is ", shape_str(s));
   // Every matrix of a layer at the widest of its dims: an upper bound on what the build allocates.
-  const double h = double(c.hidden_size), k = h * c.expand_k, v = h * c.expand_v, mlp = double(c.mlp_size());
+  const double h = double(c.hidden_size), mlp = double(c.mlp_size());
+  const double heads = double(std::max(c.num_heads, c.num_v_heads));
+  const double k = std::max(h * c.expand_k, heads * double(c.gdn_head_dim()));
+  const double v = std::max(h * c.expand_v, k * c.expand_v);
   const double rank = double(std::max(c.gate_low_rank_dim, std::max(c.position_embedding.selective.phi_proj_rank,
                                                                      c.position_embedding.selective.gate_low_rank_dim)));
   const double per_layer = 4 * h * k + 4 * h * v + 4 * h * h + 3 * h * mlp + 2 * (h + k + v) * rank +
