@@ -2,7 +2,7 @@
 # Suite "cli": examples/train and examples/infer given bad input. Every case must end with the
 # documented exit code (2: a usage error, 1: a file or configuration error) and a message naming
 # the problem, never with a signal (an abort, a segfault: exit code >= 128).
-#   tests/test_cli.sh TRAIN INFER CORPUS_DIR
+#   tests/bad_input_cli.sh TRAIN INFER CORPUS_DIR
 set -uo pipefail
 train=$1 infer=$2 corpus=$3
 tmp=$(mktemp -d)
