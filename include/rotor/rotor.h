@@ -23,6 +23,7 @@
 #include "rotor/core/view.h"
 
 #include "rotor/autograd/attention.h"
+#include "rotor/autograd/fused.h"
 #include "rotor/autograd/gated_delta.h"
 #include "rotor/autograd/gla.h"
 #include "rotor/autograd/gradcheck.h"
@@ -37,6 +38,7 @@
 #include "rotor/nn/data.h"
 #include "rotor/nn/distributed.h"
 #include "rotor/nn/functional.h"
+#include "rotor/nn/gated_deltanet.h"
 #include "rotor/nn/gla.h"
 #include "rotor/nn/gradcheck_case.h"
 #include "rotor/nn/init.h"
