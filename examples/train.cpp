@@ -206,9 +206,11 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     flags.fail(e.what());
   }
+  if (save_every && save_path.empty()) flags.fail("--save-every needs --save");
   if (batch % train.grad_accum) flags.fail("--batch must be a multiple of --grad-accum");
 
   try {
+    if (!save_path.empty()) Trainer::check_save_path(save_path);  // before the work it would keep
     // 1. Data: disjoint train and test sets, and a loader that shuffles the train set.
     TaskData data = task.generate(seed);
     if (batch > data.train.size()) flags.fail("--batch must not exceed --train-size");

@@ -1,6 +1,7 @@
 #include "rotor/nn/model.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "rotor/nn/gradcheck_case.h"
 #include "rotor/nn/init.h"
@@ -16,6 +17,46 @@ bool ModelConfig::is_attention_layer(int64_t i) const {
 }
 
 namespace {
+// Every size a config can ask for is bounded before anything is built from it, so that a
+// corrupt or hostile config is an error, not an allocation of terabytes or an overflow.
+constexpr int64_t kMaxVocab = int64_t(1) << 24, kMaxWidth = int64_t(1) << 16, kMaxLayers = 4096,
+                  kMaxRatio = 64, kMaxConv = 64, kMaxExpand = 64;
+
+void check_range(const char* name, int64_t v, int64_t lo, int64_t hi) {
+  ROTOR_CHECK(v >= lo && v <= hi, "config", name, " must be in [", lo, ", ", hi, "], got ", v);
+}
+void check_positive(const char* name, double v, double hi) {
+  ROTOR_CHECK(std::isfinite(v) && v > 0 && v <= hi, "config", name, " must be positive and at most ", hi, ", got ", v);
+}
+bool one_of(const std::string& v, std::initializer_list<const char*> choices) {
+  for (const char* c : choices)
+    if (v == c) return true;
+  return false;
+}
+
+void validate_position_embedding(const PositionEmbeddingConfig& pe) {
+  const char* op = "config";
+  ROTOR_CHECK(one_of(pe.type, {"nope", "rope", "selective_rope"}), op,
+              "position_embedding.type must be nope, rope or selective_rope, got '", pe.type, "'");
+  if (pe.type == "rope") check_positive("position_embedding.theta", pe.theta, 1e300);
+  if (pe.type != "selective_rope") return;
+  const SelectiveRopeConfig& s = pe.selective;
+  ROTOR_CHECK(one_of(s.phi_parametrization, {"low-rank", "full-rank"}), op,
+              "position_embedding.phi_parametrization must be low-rank or full-rank, got '", s.phi_parametrization, "'");
+  check_range("position_embedding.phi_proj_rank", s.phi_proj_rank, 1, kMaxWidth);
+  check_range("position_embedding.d_conv", s.d_conv, 1, kMaxConv);
+  ROTOR_CHECK(one_of(s.conv_act, {"", "silu", "swish"}), op,
+              "position_embedding.conv_act must be null, silu or swish, got '", s.conv_act, "'");
+  ROTOR_CHECK(one_of(s.gate_parametrization, {"standard", "low-rank", "gla"}), op,
+              "position_embedding.gate_parametrization must be standard, low-rank or gla, got '", s.gate_parametrization,
+              "'");
+  check_range("position_embedding.gate_low_rank_dim", s.gate_low_rank_dim, 1, kMaxWidth);
+  ROTOR_CHECK(one_of(s.temp_type, {"rope", "rfa"}), op, "position_embedding.temp_type must be rope or rfa, got '",
+              s.temp_type, "'");
+  check_positive("position_embedding.temp_theta", s.temp_theta, 1e300);
+  check_positive("position_embedding.temp_max", s.temp_max, 1e300);
+}
+
 GatedDeltaNetLayerConfig gated_deltanet_config(const ModelConfig& c) {
   GatedDeltaNetLayerConfig g;
   g.hidden_size = c.hidden_size;
@@ -38,11 +79,23 @@ void ModelConfig::validate() const {
   const char* op = "config";
   ROTOR_CHECK(model_type == "gla" || model_type == "gated_deltanet" || model_type == "transformer", op,
               "model_type must be gla, gated_deltanet or transformer, got '", model_type, "'");
-  ROTOR_CHECK(vocab_size > 0 && hidden_size > 0 && num_hidden_layers > 0 && num_heads > 0, op,
-              "vocab_size, hidden_size, num_hidden_layers and num_heads must be positive");
+  check_range("vocab_size", vocab_size, 1, kMaxVocab);
+  check_range("hidden_size", hidden_size, 1, kMaxWidth);
+  check_range("num_hidden_layers", num_hidden_layers, 1, kMaxLayers);
+  check_range("num_heads", num_heads, 1, kMaxWidth);
   if (model_type != "gated_deltanet" || head_dim == 0)
     ROTOR_CHECK(hidden_size % num_heads == 0, op, "hidden_size ", hidden_size, " is not divisible by num_heads ",
                 num_heads);
+  check_positive("expand_k", expand_k, kMaxExpand);
+  check_positive("expand_v", expand_v, kMaxExpand);
+  check_range("hidden_ratio", hidden_ratio, 1, kMaxRatio);
+  check_range("intermediate_size", intermediate_size, 0, kMaxWidth * kMaxRatio);
+  check_range("conv_size", conv_size, 1, kMaxConv);
+  check_positive("norm_eps", norm_eps, 1.0);
+  check_range("gate_logit_normalizer", gate_logit_normalizer, 1, kMaxWidth);
+  check_range("gate_low_rank_dim", gate_low_rank_dim, 1, kMaxWidth);
+  check_range("chunk_size", chunk_size, 1, kMaxWidth);
+  validate_position_embedding(position_embedding);
   if (model_type == "gla") {
     const int64_t key_dim = int64_t(double(hidden_size) * expand_k), value_dim = int64_t(double(hidden_size) * expand_v);
     ROTOR_CHECK(key_dim > 0 && key_dim % num_heads == 0 && value_dim > 0 && value_dim % num_heads == 0, op,
@@ -52,6 +105,8 @@ void ModelConfig::validate() const {
       ROTOR_CHECK((key_dim / num_heads) % 2 == 0, op, "rotary position embeddings need an even head dim, got ",
                   key_dim / num_heads);
   } else if (model_type == "gated_deltanet") {
+    check_range("head_dim", head_dim, 0, kMaxWidth);
+    check_range("num_v_heads", num_v_heads, 0, kMaxWidth);
     gated_deltanet_config(*this).validate();
   } else {
     ROTOR_CHECK(attn_layers.empty(), op, "a transformer has softmax attention in every layer: attn.layers must be empty");
@@ -62,11 +117,11 @@ void ModelConfig::validate() const {
   for (int64_t l : attn_layers)
     ROTOR_CHECK(l >= 0 && l < num_hidden_layers, op, "attention layer index ", l, " out of range [0, ",
                 num_hidden_layers, ")");
+  check_range("attn.num_heads", attn_num_heads, 0, hidden_size);
   const int64_t ah = attention_heads();
   ROTOR_CHECK(attn_layers.empty() || (hidden_size % ah == 0 && (hidden_size / ah) % 2 == 0), op, "hidden_size ",
               hidden_size, " must split into attention heads ", ah, " of even size (their RoPE)");
-  ROTOR_CHECK(attn_rope_theta > 0, op, "attn.rope_theta must be positive, got ", attn_rope_theta);
-  ROTOR_CHECK(chunk_size > 0, op, "chunk_size must be positive, got ", chunk_size);
+  check_positive("attn.rope_theta", attn_rope_theta, 1e300);
   init_scheme_from_name(init);
 }
 
