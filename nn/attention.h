@@ -1,4 +1,4 @@
-// The causal softmax attention layer (docs/attention.md; reference layers/attn.py), with the same
+// The causal softmax attention layer (docs/attention.md) as the reference defines it, with the same
 // position-embedding choice as GLA and optional per-head RMSNorm on q and k.
 #pragma once
 #include "rotor/autograd/attention.h"

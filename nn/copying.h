@@ -1,4 +1,4 @@
-// The copying task (docs/tasks.md), in the format of the reference's synthetic_tasks/copying:
+// The copying task (docs/tasks.md), in the format of the reference's copying data:
 // over an alphabet of `letters` tokens, an example is `$ s | s .` — a start mark, a string s,
 // a separator, s again, an end mark. The model must reproduce s after the separator.
 //

@@ -1,4 +1,4 @@
-// The Gated DeltaNet layer (docs/gated_deltanet.md; the reference's layers/gated_deltanet.py):
+// The Gated DeltaNet layer (docs/gated_deltanet.md), as fla's Gated DeltaNet layer:
 // q/k/v projections with short convolutions and SiLU, the position embedding on q and k (after
 // the convolution, before the L2 normalisation, which a rotation does not change), the decay
 // g = -exp(A_log) softplus(a_proj(x) + dt_bias) and the write strength beta = sigmoid(b_proj(x))

@@ -1,4 +1,4 @@
-// The gated linear attention layer (docs/gla.md; reference layers/gla.py): projections,
+// The gated linear attention layer (docs/gla.md) as the reference defines it: projections,
 // optional short convolutions, low-rank log-decay gate, position embedding on q and k, the
 // recurrence (chunked for training, recurrent for short inputs and decoding), and the gated
 // RMSNorm output.

@@ -1,5 +1,5 @@
-// Multi-query associative recall (docs/tasks.md), with the semantics of Zoology's generator
-// (HazyResearch/zoology, data/associative_recall.py, multiquery_ar):
+// Multi-query associative recall (docs/tasks.md), with the semantics of the multi-query
+// generator of the Zoology benchmark:
 //
 //   inputs  k1 v1 k2 v2 ... kn vn | x  x  k2 x  x  x  k1 x ...      (n pairs, then queries)
 //   labels  -100 ...              | -100 -100 v2 -100 ... v1 ...

@@ -1,5 +1,5 @@
 // Position embeddings for the mixers: none, fixed RoPE, or Selective RoPE (docs/selective_rope.md) with
-// every option of the reference module (timurcarstensen/selective-rope, modules/rotary.py).
+// every option of the reference implementation's rotary module.
 #pragma once
 #include <string>
 

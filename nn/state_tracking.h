@@ -1,5 +1,5 @@
 // State tracking as word problems over a finite group (docs/tasks.md), in the format of the
-// reference's synthetic_tasks/state_tracking data: a sequence of group elements x_1 … x_L
+// reference's state-tracking data: a sequence of group elements x_1 … x_L
 // (tokens 0 … |G|−1, after an optional start token), and at each position the label is the
 // running product y_t = x_1 · x_2 · … · x_t. Parity is S2: elements {identity, swap}, the label
 // is the parity of the number of swaps so far.
