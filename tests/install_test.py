@@ -23,6 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from doc_util import fenced_blocks, same_output, section  # noqa: E402
+
 LAYERS = ["core", "kernels", "autograd", "nn"]
 
 
@@ -39,41 +42,6 @@ def run(cmd, env=None, cwd=None, shell=False):
     if r.returncode != 0:
         fail(f"exit {r.returncode}: {shown}\n{r.stdout}{r.stderr}")
     return r.stdout
-
-
-def readme_section(readme, title):
-    """The text of the '## title' section, up to the next '## ' heading."""
-    m = re.search(r"^## " + re.escape(title) + r"\n(.*?)(?=^## |\Z)", readme, re.S | re.M)
-    if not m:
-        fail(f"README.md has no section '## {title}'")
-    return m.group(1)
-
-
-def fenced_blocks(text):
-    """(language, body) of every ``` block, in order."""
-    return re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
-
-
-def same_output(printed, quoted):
-    """Text equal word for word; numbers equal to the quoted precision, up to a relative 2%
-    (float rounding differs between instruction sets, and training amplifies it a little)."""
-    a, b = printed.split(), quoted.split()
-    if len(a) != len(b):
-        return False
-    number = re.compile(r"^[-+]?\d+(\.(\d+))?([eE][-+]?\d+)?$")
-    for x, y in zip(a, b):
-        mx, my = number.match(x), number.match(y)
-        if not (mx and my):
-            if x != y:
-                return False
-            continue
-        fx, fy = float(x), float(y)
-        unit = 10.0 ** -len(my.group(2) or "")
-        if my.group(3):
-            unit *= 10.0 ** int(my.group(3)[1:])
-        if abs(fx - fy) > 1.5 * unit + 0.02 * max(abs(fx), abs(fy)):
-            return False
-    return True
 
 
 def main():
@@ -154,12 +122,14 @@ def check(args, tmp):
 
     # The README's program, with the README's command.
     readme = (args.source / "README.md").read_text()
-    section = readme_section(readme, "Use rotor in your own program")
-    blocks = fenced_blocks(section)
-    programs = [b for lang, b in blocks if lang == "cpp"]
-    commands = [line for lang, b in blocks if lang in ("sh", "console") for line in b.splitlines()
+    text = section(readme, "Use rotor in your own program")
+    if text is None:
+        fail("README.md has no section '## Use rotor in your own program'")
+    blocks = fenced_blocks(text)
+    programs = [b for lang, b, _ in blocks if lang == "cpp"]
+    commands = [line for lang, b, _ in blocks if lang in ("sh", "console") for line in b.splitlines()
                 if line.startswith("c++ ")]
-    outputs = [b for lang, b in blocks if lang == "text"]
+    outputs = [b for lang, b, _ in blocks if lang == "text"]
     if len(programs) != 1 or len(commands) != 1 or len(outputs) != 1:
         fail("the README section needs one cpp block (the program), one sh block with the c++ command "
              "and one text block (its output)")
