@@ -38,8 +38,10 @@ static const char* kUsage = R"(usage: train [flags]
             --train-size 10000  --test-size 500
     mqar    --vocab 8192  --seq-len 64  --kv-pairs 4  --train-size 20000  --test-size 1000
     recall  (MAD in-context recall)  --vocab 16  --seq-len 128  --train-size 12800  --test-size 1280
-  model     --mixer gla|attn  --pe none|rope|selective_rope  --dim 128  --layers 2  --heads 8
-            --expand-k 1  --expand-v 1  --short-conv 0|1 (GLA's q/k/v convolutions)  --init reference|torch
+  model     --mixer gla|gdn|attn  --pe none|rope|selective_rope  --dim 128  --layers 2  --heads 8
+            --expand-k 1  --expand-v 1  --short-conv 0|1 (q/k/v convolutions; gdn: 1)  --init reference|torch
+            gdn (Gated DeltaNet): --head-dim 0 (dim/heads)  --neg-eigval 0|1 (beta in (0, 2))
+            attn: the reference's "transformer" model, softmax attention in every layer
             Selective RoPE: --pe-bias 0|1  --pe-gate 0|1  --pe-skip-conv 0|1  --pe-temp-type rope|rfa
             --pe-temp-theta 500000 (rfa: 0.995)  --pe-temp-max 1  --pe-rank 32
   training  --steps 1000  --batch 64  --lr 1e-3  --warmup 100  --min-lr 1e-5  --weight-decay 0.1
@@ -154,7 +156,8 @@ int main(int argc, char** argv) {
   TaskSetup task = kTasks.at(task_name)(flags);
 
   ModelConfig model_config;
-  const std::string mixer = flags.str("mixer", "gla", {"gla", "attn"});
+  const std::string mixer = flags.str("mixer", "gla", {"gla", "gdn", "attn"});
+  model_config.model_type = mixer == "gdn" ? "gated_deltanet" : mixer == "attn" ? "transformer" : "gla";
   const std::string pe = flags.str("pe", "selective_rope", {"none", "rope", "selective_rope"});
   model_config.vocab_size = task.vocab_size;
   model_config.hidden_size = flags.integer("dim", 128, 1, 1 << 16);
@@ -162,7 +165,9 @@ int main(int argc, char** argv) {
   model_config.num_heads = flags.integer("heads", 8, 1, 1024);
   model_config.expand_k = flags.real("expand-k", 1.0, 0.0, 16.0);
   model_config.expand_v = flags.real("expand-v", 1.0, 0.0, 16.0);
-  model_config.use_short_conv = flags.integer("short-conv", 0, 0, 1) == 1;
+  model_config.use_short_conv = flags.integer("short-conv", mixer == "gdn" ? 1 : 0, 0, 1) == 1;
+  model_config.head_dim = flags.integer("head-dim", 0, 0, 1 << 16);
+  model_config.allow_neg_eigval = flags.integer("neg-eigval", 0, 0, 1) == 1;
   model_config.init = flags.str("init", "reference", {"reference", "torch"});
   model_config.position_embedding.type = pe == "none" ? "nope" : pe;
   SelectiveRopeConfig& sr = model_config.position_embedding.selective;
@@ -175,8 +180,6 @@ int main(int argc, char** argv) {
   sr.temp_theta = flags.real("pe-temp-theta", sr.temp_type == "rfa" ? 0.995 : 500000.0, 1e-9, 1e12);
   sr.temp_max = flags.real("pe-temp-max", 1.0, 1e-9, 1e6);
   sr.phi_proj_rank = flags.integer("pe-rank", 32, 1, 1 << 16);
-  if (mixer == "attn")
-    for (int64_t i = 0; i < model_config.num_hidden_layers; ++i) model_config.attn_layers.push_back(i);
 
   TrainConfig train;
   train.steps = flags.integer("steps", 1000, 1, int64_t(1) << 40);
@@ -203,9 +206,11 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     flags.fail(e.what());
   }
+  if (save_every && save_path.empty()) flags.fail("--save-every needs --save");
   if (batch % train.grad_accum) flags.fail("--batch must be a multiple of --grad-accum");
 
   try {
+    if (!save_path.empty()) Trainer::check_save_path(save_path);  // before the work it would keep
     // 1. Data: disjoint train and test sets, and a loader that shuffles the train set.
     TaskData data = task.generate(seed);
     if (batch > data.train.size()) flags.fail("--batch must not exceed --train-size");
