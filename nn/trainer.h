@@ -39,7 +39,7 @@ class TrainingDiverged : public Error {
 class Trainer {
  public:
   // The trainer keeps references to model and loader; both must outlive it.
-  Trainer(LanguageModel& model, BatchLoader& loader, const TrainConfig& config);
+  Trainer(LanguageModel& model, Loader& loader, const TrainConfig& config);
 
   StepStats step();
   int64_t step_count() const { return step_; }
@@ -56,7 +56,7 @@ class Trainer {
   static std::string optimizer_path(const std::string& path) { return path + ".optim.safetensors"; }
 
   LanguageModel& model;
-  BatchLoader& loader;
+  Loader& loader;
   TrainConfig config;
   AdamW optimizer;
   LrSchedule schedule;
@@ -71,8 +71,5 @@ struct EvalResult {
 };
 // Without gradients, in batches of batch_size rows.
 EvalResult evaluate(const LanguageModel& model, const TokenData& data, int64_t batch_size);
-
-// FNV-1a over the bytes of inputs and labels: a cheap identity of a data set.
-std::string data_fingerprint(const TokenData& data);
 
 }  // namespace rotor::nn
