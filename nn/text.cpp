@@ -339,6 +339,34 @@ double TextSplit::bits_per_byte(double loss_nats) const {
   return loss_nats / std::log(2.0) * tokens_per_byte;
 }
 
+// ---- text models ----
+
+Metadata TextModelInfo::metadata() const {
+  return {{"task", "text"}, {"vocabulary", vocab.serialize()}, {"document_separator", separator}};
+}
+
+std::optional<TextModelInfo> TextModelInfo::from(const SafetensorsContent& file, const std::string& what) {
+  const std::string* task = file.find_metadata("task");
+  if (!task || *task != "text") return std::nullopt;
+  const std::string* vocab = file.find_metadata("vocabulary");
+  ROTOR_CHECK(vocab, "text", what, " is a text model without a vocabulary in its metadata");
+  const std::string* sep = file.find_metadata("document_separator");
+  return TextModelInfo{Vocabulary::parse(*vocab, what + " vocabulary"), sep ? *sep : std::string()};
+}
+
+std::string display_text(const std::string& bytes, const std::string& separator) {
+  std::string out;
+  for (char c : bytes) {
+    if (c != char(kDocumentBreak)) {
+      out += c;
+      continue;
+    }
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    if (!out.empty()) out += separator + '\n';
+  }
+  return out;
+}
+
 // ---- the loader ----
 
 TextLoader::TextLoader(const TextSplit& split, int64_t batch_size, int64_t seq_len, uint64_t seed)

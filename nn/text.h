@@ -6,6 +6,7 @@
 //   TextLoader loader(d.train, /*batch*/ 16, /*T*/ 128, /*seed*/ 0);
 //   TokenData batch = loader.next();  // inputs = tokens[s, s+T), labels = tokens[s+1, s+T]
 #pragma once
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -94,6 +95,19 @@ struct TextData {
 // Every document starts with kDocumentBreak; the split is a pure function of (documents, options).
 TextData text_dataset(const std::vector<std::string>& documents, const Vocabulary& vocab, const TextOptions& options);
 TextData load_text(const std::string& path, const Vocabulary& vocab, const TextOptions& options);
+
+// What a text model's checkpoint carries beside its weights, so that a program can encode a
+// prompt and print what the model writes: the vocabulary and the document separator.
+struct TextModelInfo {
+  Vocabulary vocab;
+  std::string separator;
+  Metadata metadata() const;
+  // nullopt for a checkpoint without text metadata (a model of another task).
+  static std::optional<TextModelInfo> from(const SafetensorsContent& file, const std::string& what);
+};
+// Decoded text for reading: each document break becomes the separator line ("%" in fortune
+// files) or a blank line, on a line of its own.
+std::string display_text(const std::string& bytes, const std::string& separator);
 
 // Batches of `batch_size` windows of seq_len + 1 tokens at uniformly random starts. Batch n
 // reads counters [n·B, (n+1)·B) of the seed's stream, so the position is one integer (the
