@@ -26,7 +26,7 @@ Tensor fit_gradient(const Node& n, size_t i, const Tensor& g) {
 
 }  // namespace
 
-void backward(const TensorList& roots, const TensorList& grads_in, bool retain_graph) {
+void backward(const TensorList& roots, const TensorList& grads_in, bool retain_graph, const LeafHook& on_leaf_done) {
   ROTOR_CHECK(grads_in.empty() || grads_in.size() == roots.size(), "backward", roots.size(), " roots but ",
               grads_in.size(), " gradients");
   NoGradGuard no_grad;
@@ -49,7 +49,9 @@ void backward(const TensorList& roots, const TensorList& grads_in, bool retain_g
   }
 
   // Count, for every reachable node, the edges that lead into it.
+  // With a hook, the edges into every leaf are counted too.
   std::unordered_map<Node*, int> pending;
+  std::unordered_map<TensorImpl*, int> leaf_pending;
   std::vector<Node*> stack;
   std::unordered_set<Node*> seen;
   for (const Tensor& root : roots)
@@ -58,6 +60,7 @@ void backward(const TensorList& roots, const TensorList& grads_in, bool retain_g
     Node* n = stack.back();
     stack.pop_back();
     for (const Edge& e : n->inputs) {
+      if (e.leaf && on_leaf_done) leaf_pending[e.leaf.get()] += 1;
       if (!e.node) continue;
       pending[e.node.get()] += 1;
       if (seen.insert(e.node.get()).second) stack.push_back(e.node.get());
@@ -76,6 +79,7 @@ void backward(const TensorList& roots, const TensorList& grads_in, bool retain_g
     TensorImpl* impl = roots[r].impl();
     if (!impl->grad_fn) {
       accumulate_leaf(impl, grads[r]);
+      if (on_leaf_done && !leaf_pending.count(impl)) on_leaf_done(roots[r]);
       continue;
     }
     deliver(impl->grad_fn.get(), impl->output_nr, grads[r]);
@@ -112,6 +116,7 @@ void backward(const TensorList& roots, const TensorList& grads_in, bool retain_g
       const Edge& e = n->inputs[i];
       const bool has = any && needs[i] && i < in_grads.size() && in_grads[i].defined();
       if (e.leaf && has) accumulate_leaf(e.leaf.get(), fit_gradient(*n, i, in_grads[i]));
+      if (e.leaf && on_leaf_done && --leaf_pending[e.leaf.get()] == 0) on_leaf_done(Tensor(e.leaf));
       if (e.node) {
         if (has) deliver(e.node.get(), e.output_nr, fit_gradient(*n, i, in_grads[i]));
         if (--pending[e.node.get()] == 0) ready.push_back(e.node.get());

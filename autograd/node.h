@@ -90,9 +90,15 @@ bool needs_grad(std::initializer_list<Tensor> inputs);
 // Makes `outputs` results of `op` applied to `inputs`. Outputs must be fresh tensors.
 void record(const OpDef& op, const TensorList& inputs, const TensorList& outputs, BackwardFn backward);
 
+// Called once per leaf the backward reaches, as soon as its .grad is final for this pass (every
+// edge into it has delivered; .grad stays undefined if none carried a gradient). A data-parallel
+// trainer starts sending a gradient here while the backward of earlier layers still runs.
+using LeafHook = std::function<void(const Tensor& leaf)>;
+
 // Runs the backward pass from roots (each with its upstream gradient; an undefined gradient
 // for a one-element root means ones). Leaves accumulate into .grad.
-void backward(const TensorList& roots, const TensorList& grads = {}, bool retain_graph = false);
+void backward(const TensorList& roots, const TensorList& grads = {}, bool retain_graph = false,
+              const LeafHook& on_leaf_done = nullptr);
 
 // While a tracer is installed, record() adds the name of every op it records (used by the
 // gradcheck registry to prove that every op is covered).

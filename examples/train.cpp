@@ -24,6 +24,7 @@ static const char* kUsage = R"(usage: train [flags]
             --expand-k 1  --expand-v 1  --pe-bias 0|1 (Selective RoPE's phase bias)
   training  --steps 1000  --batch 64  --lr 1e-3  --warmup 100  --min-lr 1e-5  --weight-decay 0.1
             --grad-clip 1  --seed 0  --threads 0 (all)
+            --grad-accum 1 (split each batch into N micro-batches: same update, less memory)
   output    --eval-every 100  --log FILE.csv  --save PATH  --save-every 0 (only at the end)  --resume PATH
             --stop-at N (stop after step N of --steps; resume later with the same flags)
 )";
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   train.min_lr = flags.real("min-lr", 1e-5, 0.0, train.lr);
   train.weight_decay = flags.real("weight-decay", 0.1, 0.0, 10.0);
   train.grad_clip = flags.real("grad-clip", 1.0, 0.0, 1e9);
+  train.grad_accum = flags.integer("grad-accum", 1, 1, 1 << 20);
   const uint64_t seed = uint64_t(flags.integer("seed", 0, 0, int64_t(1) << 40));
   const int64_t threads = flags.integer("threads", 0, 0, 1024);
   const int64_t eval_every = flags.integer("eval-every", 100, 0, int64_t(1) << 40);
@@ -79,6 +81,7 @@ int main(int argc, char** argv) {
     flags.fail(e.what());
   }
   if (batch > train_size) flags.fail("--batch must not exceed --train-size");
+  if (batch % train.grad_accum) flags.fail("--batch must be a multiple of --grad-accum");
 
   try {
     // 1. Data: disjoint train and test sets, and a loader that shuffles the train set.

@@ -8,19 +8,64 @@
 
 namespace rotor::kernels {
 
+namespace {
+// Runs before any rotor code: librotor's static initialisers run after OpenBLAS's own.
+[[maybe_unused]] const bool kBlasSingleThreaded = [] {
+  openblas_set_num_threads(1);
+  return true;
+}();
+
+// Work (m * n * k multiply-adds) below which a product stays on the calling thread, and the
+// least work of a block: about 20 µs of one core, well above the cost of a task.
+constexpr double kParallelGemmWork = double(int64_t(1) << 21);
+constexpr int64_t kMaxGemmBlocks = 64;
+}  // namespace
+
 template <>
-void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+void gemm_serial<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                        int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m),
               blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
 }
 
 template <>
-void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
-                  const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+void gemm_serial<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+                         int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m),
               blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
 }
+
+template <class T>
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc) {
+  const double work = double(m) * double(n) * double(k);
+  if (work < 2 * kParallelGemmWork || m <= 0 || n <= 0) {
+    gemm_serial<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // Cut the longer side of C into equal blocks, multiples of 16 rows or columns (whole SIMD
+  // tiles for OpenBLAS); the count follows from the sizes alone.
+  const bool rows = m >= n;
+  const int64_t side = rows ? m : n;
+  int64_t blocks = std::min<int64_t>(kMaxGemmBlocks, int64_t(work / kParallelGemmWork));
+  int64_t step = (side + blocks - 1) / blocks;
+  step = std::max<int64_t>(16, (step + 15) / 16 * 16);
+  blocks = (side + step - 1) / step;
+  parallel_blocks(blocks, [&](int64_t i) {
+    const int64_t lo = i * step, len = std::min(side, lo + step) - lo;
+    if (rows)
+      gemm_serial<T>(ta, tb, len, n, k, alpha, a + (ta ? lo : lo * lda), lda, b, ldb, beta, c + lo * ldc, ldc);
+    else
+      gemm_serial<T>(ta, tb, m, len, k, alpha, a, lda, b + (tb ? lo * ldb : lo), ldb, beta, c + lo, ldc);
+  });
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                          int64_t, float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
+                           int64_t, double, double*, int64_t);
+
+const char* blas_core_name() { return openblas_get_corename(); }
 
 namespace {
 
@@ -96,7 +141,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
         }
       }
     }
-    // Otherwise one GEMM per batch entry; small ones run side by side on the TBB pool.
+    // Otherwise one GEMM per batch entry, side by side on the pool (a large one splits further).
     StridedLoop<2> loop(batch, {sa, sb});
     std::vector<std::array<int64_t, 2>> offsets;
     offsets.reserve(size_t(nbatch));
@@ -108,11 +153,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
       gemm<T>(la.trans, lb.trans, m, n, k, T(1), ap + offsets[size_t(i)][0], la.ld, bp + offsets[size_t(i)][1],
               lb.ld, T(0), c + i * m * n, n);
     };
-    const double flops = 2.0 * double(m) * double(n) * double(k);
-    if (nbatch > 1 && flops < 2.0 * 128 * 128 * 128)
-      parallel_blocks(nbatch, one);
-    else
-      for (int64_t i = 0; i < nbatch; ++i) one(i);
+    parallel_blocks(nbatch, one);
   });
   if (a_in.dim() == 1) out = core::squeeze(out, out.dim() - 2);
   if (b_in.dim() == 1) out = core::squeeze(out, out.dim() - 1);

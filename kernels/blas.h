@@ -1,5 +1,11 @@
 // Matrix products through OpenBLAS. Transposed views reach BLAS as transpose flags, never as
 // copies; only layouts BLAS cannot describe are copied.
+//
+// rotor owns the cores: OpenBLAS is set to one thread when rotor is loaded, and a large product
+// is cut by rotor into row or column blocks that run on its own (oneTBB) pool. OpenBLAS's own
+// threads inside rotor's parallel loops would oversubscribe the cores and spin in the kernel.
+// The blocks depend on the sizes only and never split the inner dimension, so every element
+// is the same single OpenBLAS sum on any number of threads.
 #pragma once
 #include <cstdint>
 
@@ -7,13 +13,23 @@
 
 namespace rotor::kernels {
 
-// C = alpha * op(A) op(B) + beta * C, row-major, T = float or double.
+// C = alpha * op(A) op(B) + beta * C, row-major, T = float or double; parallel over blocks of
+// C when the product is large enough to pay for it.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+          const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+
+// The same product as one OpenBLAS call on the calling thread (for kernels that are already
+// inside a parallel loop).
+template <class T>
+void gemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
 // NumPy matmul: 1-D operands are promoted and the added dim removed again, batch dims
 // broadcast. Output contiguous.
 Tensor matmul(const Tensor& a, const Tensor& b);
+
+// The name of the OpenBLAS kernel set chosen for this CPU (e.g. "SkylakeX", "Haswell").
+const char* blas_core_name();
 
 }  // namespace rotor::kernels

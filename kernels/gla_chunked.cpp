@@ -15,7 +15,7 @@
 // sequences, else the chunk states come from the chained blocked scan of kernels/scan.h and the
 // chunks of one sequence run in parallel. Either way the work partition depends only on the sizes,
 // so results are bit-identical on any number of threads. The per-chunk GEMMs are small and kept
-// on the calling thread (see gemm below). Backward recomputes the chunk-boundary states (K x V per
+// on the calling thread (serial_gemm). Backward recomputes the chunk-boundary states (K x V per
 // chunk per sequence in flight) rather than taking them from the forward.
 #include "rotor/kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
 
@@ -32,32 +32,6 @@ using namespace gla_common;
 namespace {
 
 constexpr int64_t kSub = 16;
-
-// OpenBLAS hands a GEMM to its own thread pool once M*N*K exceeds 65536 * GEMM_MULTITHREAD_THRESHOLD
-// (4 in Debian's build). Called from inside oneTBB tasks that oversubscribes the cores badly
-// (measured: K = V = 128 forward+backward 10x slower on 2 threads than on 1), so every GEMM here
-// is cut into column panels of at most this much work. Cutting along N leaves each element's sum
-// unchanged.
-constexpr int64_t kSerialGemmWork = int64_t(1) << 18;
-
-// kernels::gemm (row-major C = alpha op(A) op(B) + beta C), kept on the calling thread.
-template <class T>
-void serial_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t Kd, T alpha, const T* A, int64_t lda,
-                 const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  if (M <= 0 || N <= 0) return;
-  const int64_t panel = std::max<int64_t>(1, kSerialGemmWork / std::max<int64_t>(1, M * Kd));
-  for (int64_t n0 = 0; n0 < N; n0 += panel)
-    gemm<T>(ta, tb, M, std::min(panel, N - n0), Kd, alpha, A, lda, B + (tb ? n0 * ldb : n0), ldb, beta,
-            C + n0, ldc);
-}
-
-// Views of one sequence's rows in the (B,T,H,D) layouts: row t at p + t * ld.
-template <class T>
-struct Rows {
-  T* p;
-  int64_t ld;
-  T* row(int64_t t) const { return p + t * ld; }
-};
 
 // Scratch for one chunk of up to C rows; every (rows x K) buffer has leading dimension K.
 template <class T>

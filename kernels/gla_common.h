@@ -1,5 +1,5 @@
-// Internal helpers shared by the GLA kernel files: indexing one sequence (b, h) of the
-// (B,T,H,D) and (B,H,K,V) layouts, argument checks and work partitioning.
+// Internal helpers shared by the GLA and gated delta rule kernel files: indexing one sequence (b, h)
+// of the (B,T,H,D) and (B,H,K,V) layouts, argument checks, work partitioning and per-thread GEMMs.
 #pragma once
 #include <algorithm>
 #include <cassert>
@@ -10,6 +10,7 @@
 #include "rotor/core/error.h"
 #include "rotor/core/parallel.h"
 #include "rotor/core/storage.h"
+#include "rotor/kernels/blas.h"
 #include "rotor/kernels/gla.h"
 
 namespace rotor::kernels::gla_common {
@@ -29,6 +30,14 @@ inline int64_t sequences_per_block(const GlaDims& d) {
   const int64_t work = std::max<int64_t>(1, d.T * d.K * d.V);
   return std::max<int64_t>(1, kParallelGrain / work);
 }
+
+// A view of one sequence's rows in the (B,T,H,D) layouts: row t at p + t * ld.
+template <class T>
+struct Rows {
+  T* p;
+  int64_t ld;
+  T* row(int64_t t) const { return p + t * ld; }
+};
 
 // Steps between checkpoints of the recurrent backward: ~sqrt(T) minimises checkpoints + segment.
 inline int64_t segment_length(int64_t T) {
@@ -73,5 +82,14 @@ class Scratch {
   T* next_;
   T* end_;
 };
+
+// One GEMM on the calling thread: the chunked kernels call it from inside their parallel loops
+// (OpenBLAS itself runs single-threaded inside rotor, see kernels/blas.h).
+template <class T>
+void serial_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t Kd, T alpha, const T* A, int64_t lda,
+                 const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  gemm_serial<T>(ta, tb, M, N, Kd, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 
 }  // namespace rotor::kernels::gla_common

@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+
+#include "rotor/nn/distributed.h"
 
 namespace rotor::nn {
 
@@ -19,37 +22,144 @@ Json TrainConfig::to_json() const {
   return j;
 }
 
-Trainer::Trainer(LanguageModel& m, Loader& l, const TrainConfig& c)
+namespace {
+World& alone() {
+  static World world;
+  return world;
+}
+
+int64_t labelled_positions(const Tensor& labels) {
+  const int64_t* y = labels.data<int64_t>();
+  int64_t n = 0;
+  for (int64_t i = 0, e = labels.numel(); i < e; ++i) n += y[i] != kIgnoreIndex;
+  return n;
+}
+
+std::string diverged(int64_t step, const std::string& what) {
+  return detail::concat("[train] step ", step, ": ", what,
+                        "; stopping before the update (parameters and checkpoints are unchanged)");
+}
+
+// One rank's part of a step, as the ranks exchange it after the reduction (the same program
+// on every rank, so the struct's bytes mean the same everywhere).
+struct RankPart {
+  struct Numbers {
+    double loss_sum = 0;  // Σ over its micro-batches of mean loss · labelled positions
+    int64_t correct = 0, count = 0;
+    double bad_loss = 0;  // a non-finite loss, when `diverged`
+    int64_t diverged = 0;
+  } n;
+  std::string error;  // set when this rank failed
+
+  std::string pack() const { return std::string(reinterpret_cast<const char*>(&n), sizeof n) + error; }
+  static RankPart unpack(const std::string& s) {
+    RankPart r;
+    std::memcpy(&r.n, s.data(), sizeof r.n);
+    r.error = s.substr(sizeof r.n);
+    return r;
+  }
+};
+}  // namespace
+
+Trainer::Trainer(LanguageModel& m, Loader& l, const TrainConfig& c, World* world)
     : model(m),
       loader(l),
       config(c),
       optimizer(m.named_parameters(), AdamWOptions{c.beta1, c.beta2, c.eps, c.weight_decay}),
-      schedule{c.lr, c.warmup, c.steps, c.min_lr} {
+      schedule{c.lr, c.warmup, c.steps, c.min_lr},
+      world_(world ? world : &alone()) {
   ROTOR_CHECK(c.steps > 0 && c.lr > 0 && c.warmup >= 0 && c.min_lr >= 0, "Trainer",
               "steps and lr must be positive, warmup and min_lr non-negative");
+  const int64_t micro = c.grad_accum * world_->size();
+  ROTOR_CHECK(c.grad_accum >= 1, "Trainer", "grad_accum must be >= 1, got ", c.grad_accum);
+  ROTOR_CHECK(loader.batch_size() % micro == 0, "Trainer", "a batch of ", loader.batch_size(),
+              " rows does not split into ", world_->size(), " rank(s) x ", c.grad_accum,
+              " micro-batch(es) of equal size");
+  if (micro > 1) reducer_ = std::make_unique<GradientReducer>(model.parameters(), *world_, c.bucket_bytes, c.overlap);
 }
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::reduce_bytes() const { return reducer_ ? reducer_->bytes() : 0; }
 
 StepStats Trainer::step() {
   StepStats s;
   TokenData batch = loader.next();
+  const int64_t K = config.grad_accum, R = world_->size(), N = K * R, rows = batch.size() / N;
+  const int64_t labelled = N > 1 ? labelled_positions(batch.labels) : 0;
   optimizer.zero_grad();
-  Tensor loss;
-  {
-    Tensor logits = model.forward(batch.inputs);
-    s.accuracy = token_accuracy(logits, batch.labels).value();
-    loss = cross_entropy(logits, batch.labels);
-  }  // the logits die here: the loss node keeps only their gradient
-  s.loss = loss.item();
-  if (!std::isfinite(s.loss))
-    throw TrainingDiverged(detail::concat("[train] step ", step_ + 1, ": the loss is not finite (", s.loss, ")",
-                                          "; stopping before the update (parameters and checkpoints are unchanged)"));
-  loss.backward();
-  loss = Tensor();
+  if (reducer_) reducer_->begin_step();
+  // Alone, a failure propagates at once; with other ranks, this rank stops computing, still
+  // takes part in the reduction, and every rank learns of it below.
+  RankPart mine;
+  double loss = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t m = world_->rank() * K + k;
+    try {
+      const TokenData micro = N == 1 ? batch : batch.rows(m * rows, (m + 1) * rows);
+      Tensor mean;
+      Accuracy a;
+      {
+        Tensor logits = model.forward(micro.inputs);
+        a = token_accuracy(logits, micro.labels);
+        mean = cross_entropy(logits, micro.labels);
+      }  // the logits die here: the loss node keeps only their gradient
+      loss = mean.item();
+      mine.n.correct += a.correct;
+      mine.n.count += a.count;
+      if (!std::isfinite(loss)) {
+        if (R == 1) {
+          optimizer.zero_grad();
+          throw TrainingDiverged(diverged(step_ + 1, detail::concat("the loss is not finite (", loss, ")")));
+        }
+        mine.n.diverged = 1;
+        mine.n.bad_loss = loss;
+        break;
+      }
+      mine.n.loss_sum += loss * double(a.count);
+      if (N == 1) {
+        mean.backward();
+      } else {
+        // Weighted by its share of the labelled positions: the weighted means sum to the batch's mean.
+        const double weight = labelled ? double(a.count) / double(labelled) : 0.0;
+        rotor::backward({mean}, {scalar_tensor(weight, mean.dtype())}, false, reducer_->hook(k == K - 1));
+      }
+    } catch (const std::exception& e) {
+      if (R == 1) throw;
+      mine.error = e.what();
+      break;
+    }
+  }
+  if (reducer_) {
+    reducer_->finish();
+    s.reduce_seconds = reducer_->finish_seconds();
+  }
+  double loss_sum = mine.n.loss_sum;
+  int64_t correct = mine.n.correct, count = mine.n.count;
+  if (R > 1) {
+    // Every rank sums the parts in rank order, as one process sums its micro-batches.
+    loss_sum = 0;
+    correct = count = 0;
+    std::string failed, bad;
+    const std::vector<std::string> parts = world_->allgather(mine.pack());
+    for (size_t r = 0; r < parts.size(); ++r) {
+      const RankPart p = RankPart::unpack(parts[r]);
+      loss_sum += p.n.loss_sum;
+      correct += p.n.correct;
+      count += p.n.count;
+      if (!p.error.empty()) failed += detail::concat("\n  rank ", r, ": ", p.error);
+      if (p.n.diverged) bad += detail::concat(bad.empty() ? "" : ", ", "rank ", r, " (", p.n.bad_loss, ")");
+    }
+    if (!failed.empty() || !bad.empty()) optimizer.zero_grad();
+    if (!failed.empty()) throw Error(detail::concat("[train] step ", step_ + 1, " failed on", failed));
+    if (!bad.empty()) throw TrainingDiverged(diverged(step_ + 1, "the loss is not finite on " + bad));
+  }
+  s.loss = N == 1 ? loss : labelled ? loss_sum / double(labelled) : 0.0;
+  s.accuracy = Accuracy{correct, count}.value();
   s.grad_norm = clip_grad_norm(model.parameters(), config.grad_clip);
   if (!std::isfinite(s.grad_norm)) {
     optimizer.zero_grad();
-    throw TrainingDiverged(detail::concat("[train] step ", step_ + 1, ": the gradient norm is not finite (", s.grad_norm, ")",
-                                          "; stopping before the update (parameters and checkpoints are unchanged)"));
+    throw TrainingDiverged(diverged(step_ + 1, detail::concat("the gradient norm is not finite (", s.grad_norm, ")")));
   }
   s.lr = schedule.at(step_);
   optimizer.step(s.lr);

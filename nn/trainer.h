@@ -1,7 +1,9 @@
 // One training step of a language model on token data (forward, fused cross-entropy,
 // backward, clipping, AdamW with a warmup + cosine schedule), checkpointing of everything a
-// bit-identical resume needs, and evaluation.
+// bit-identical resume needs, and evaluation. A step can be split into micro-batches
+// (gradient accumulation) and over the ranks of a data-parallel job (distributed.h).
 #pragma once
+#include <memory>
 #include <string>
 
 #include "rotor/nn/checkpoint.h"
@@ -19,6 +21,12 @@ struct TrainConfig {
   double weight_decay = 0.1;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double grad_clip = 1.0;  // global norm; <= 0 disables clipping
+  // How a step is computed rather than what it computes (so not in to_json): each rank's share
+  // of the batch is split into grad_accum micro-batches, whose gradients are summed before
+  // the one update; bucket_bytes and overlap shape the all-reduce between ranks.
+  int64_t grad_accum = 1;
+  int64_t bucket_bytes = int64_t(1) << 20;
+  bool overlap = true;  // send a bucket as soon as the backward has finished it
   Json to_json() const;
 };
 
@@ -26,6 +34,7 @@ struct StepStats {
   int64_t step = 0;  // steps done after this one
   double loss = 0, accuracy = 0, grad_norm = 0, lr = 0;
   int64_t tokens = 0;
+  double reduce_seconds = 0;  // after the last backward, until the summed gradient was ready
 };
 
 // A non-finite loss or gradient norm: training must stop. Thrown before any parameter or
@@ -36,10 +45,21 @@ class TrainingDiverged : public Error {
   using Error::Error;
 };
 
+class World;
+class GradientReducer;
+
 class Trainer {
  public:
-  // The trainer keeps references to model and loader; both must outlive it.
-  Trainer(LanguageModel& model, Loader& loader, const TrainConfig& config);
+  // The trainer keeps references to model, loader and world; they must outlive it. With a
+  // world of R ranks, every rank holds the same model and loader: each step takes the same
+  // global batch everywhere, rank r computes the gradient of its slice (rows [r·B/R,
+  // (r+1)·B/R)), and all ranks apply the same summed update. Micro-batch m of the N = R ·
+  // grad_accum has its mean loss weighted by its share of the batch's labelled positions, so
+  // the sum is the gradient of the whole batch's mean loss: clipping sees that gradient's
+  // norm, as without accumulation. The sum is taken in micro-batch order, (g_0 + g_1) + ...,
+  // so R ranks give the bits of one process with grad_accum R.
+  Trainer(LanguageModel& model, Loader& loader, const TrainConfig& config, World* world = nullptr);
+  ~Trainer();
 
   StepStats step();
   int64_t step_count() const { return step_; }
@@ -54,6 +74,8 @@ class Trainer {
   // (TrainConfig as JSON; empty when the file has none), so a caller can tell when they changed.
   std::string resume(const std::string& path);
   static std::string optimizer_path(const std::string& path) { return path + ".optim.safetensors"; }
+  // Bytes of gradient each rank sends into the all-reduce per step (0 without accumulation).
+  int64_t reduce_bytes() const;
 
   LanguageModel& model;
   Loader& loader;
@@ -63,6 +85,8 @@ class Trainer {
 
  private:
   int64_t step_ = 0;
+  World* world_;
+  std::unique_ptr<GradientReducer> reducer_;  // when a step has more than one micro-batch
 };
 
 struct EvalResult {

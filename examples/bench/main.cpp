@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bench.h"
+#include "rotor/kernels/blas.h"
 
 int main(int argc, char** argv) {
   bool json = false;
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
       {"scan", bench::bench_scan},
       {"train", bench::bench_train},
   };
+  if (!json) std::printf("OpenBLAS kernels: %s, threads: %d\n", rotor::kernels::blas_core_name(), rotor::num_threads());
   bench::Bench b(json);
   bool ran = false;
   for (const auto& g : groups) {
