@@ -41,6 +41,11 @@ GatedDeltaOut gated_delta_fused(const OpDef& op, Form form, const Tensor& q_in, 
   Tensor g = core::contiguous(g_in), beta = core::contiguous(beta_in);
   Tensor h0 = h0_in.defined() ? core::contiguous(h0_in) : Tensor();
   Tensor o = Tensor::empty({d.B, d.T, d.H, d.V}, q.dtype()), ht = Tensor::empty({d.B, d.H, d.K, d.V}, q.dtype());
+  const bool grad = needs_grad({q_in, k_in, v_in, g_in, beta_in, h0_in});
+  // The chunked forward keeps what its backward would otherwise recompute.
+  Tensor saved = form == Form::Chunked && grad
+                     ? Tensor::empty({kernels::gated_delta_chunked_saved_size(d, chunk)}, q.dtype())
+                     : Tensor();
   dispatch_float(q.dtype(), op.name, [&](auto tag) {
     using T = decltype(tag);
     if (form == Form::Recurrent)
@@ -50,12 +55,12 @@ GatedDeltaOut gated_delta_fused(const OpDef& op, Form form, const Tensor& q_in, 
     else
       kernels::gated_delta_chunked_forward<T>(d, q.data<T>(), k.data<T>(), v.data<T>(), g.data<T>(),
                                               beta.data<T>(), h0.data_or_null<T>(), o.data<T>(), ht.data<T>(),
-                                              T(s), chunk);
+                                              T(s), chunk, saved.data_or_null<T>());
   });
-  if (needs_grad({q_in, k_in, v_in, g_in, beta_in, h0_in}))
+  if (grad)
     record(op, {q_in, k_in, v_in, g_in, beta_in, h0_in}, {o, ht},
-           [sq = save(q), sk = save(k), sv = save(v), sg = save(g), sb = save(beta), sh = save(h0), d, s, form,
-            chunk, name = op.name](const TensorList& grads, const std::vector<bool>& needs) {
+           [sq = save(q), sk = save(k), sv = save(v), sg = save(g), sb = save(beta), sh = save(h0), saved, d, s,
+            form, chunk, name = op.name](const TensorList& grads, const std::vector<bool>& needs) {
              const Tensor &qv = sq.get(), &kv = sk.get(), &vv = sv.get(), &gv = sg.get(), &bv = sb.get(),
                           &hv = sh.get();
              Tensor dout = core::contiguous(grads[0]), dht = core::contiguous(grads[1]);
@@ -74,7 +79,7 @@ GatedDeltaOut gated_delta_fused(const OpDef& op, Form form, const Tensor& q_in, 
                  kernels::gated_delta_chunked_backward<T>(
                      d, qv.data<T>(), kv.data<T>(), vv.data<T>(), gv.data<T>(), bv.data<T>(), hv.data_or_null<T>(),
                      dout.data<T>(), dht.data<T>(), dq.data<T>(), dk.data<T>(), dv.data<T>(), dg.data<T>(),
-                     dbeta.data<T>(), dh0.data_or_null<T>(), T(s), chunk);
+                     dbeta.data<T>(), dh0.data_or_null<T>(), T(s), chunk, saved.data_or_null<T>());
              });
              return TensorList{dq, dk, dv, dg, dbeta, dh0};
            });

@@ -1,9 +1,11 @@
 #include "rotor/core/json.h"
 
 #include <cmath>
-#include <cctype>
-#include <cstdio>
-#include <cstdlib>
+#include <ostream>
+#include <type_traits>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
 
 #include "rotor/core/error.h"
 
@@ -26,11 +28,15 @@ bool Json::as_bool(const std::string& what) const {
 }
 double Json::as_number(const std::string& what) const {
   ROTOR_CHECK(is_number(), "json", what, " must be a number, got ", type_name(*this));
+  if (const int64_t* i = std::get_if<int64_t>(&value_)) return double(*i);
   return std::get<double>(value_);
 }
 int64_t Json::as_int(const std::string& what) const {
-  double v = as_number(what);
-  ROTOR_CHECK(std::floor(v) == v && std::abs(v) < 9.0e15, "json", what, " must be an integer, got ", v);
+  ROTOR_CHECK(is_number(), "json", what, " must be an integer, got ", type_name(*this));
+  if (const int64_t* i = std::get_if<int64_t>(&value_)) return *i;
+  // A float spelling ("1e3") is an integer when exact; beyond 2^53 a double is not.
+  const double v = std::get<double>(value_);
+  ROTOR_CHECK(std::floor(v) == v && std::abs(v) <= 9007199254740992.0, "json", what, " must be an integer, got ", v);
   return int64_t(v);
 }
 const std::string& Json::as_string(const std::string& what) const {
@@ -85,209 +91,114 @@ Json& Json::push(Json value) {
   return std::get<Array>(value_).back();
 }
 
-namespace {
-void dump_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += char(c);
-        }
-    }
-  }
-  out += '"';
-}
-}  // namespace
+using njson = nlohmann::ordered_json;
 
-void Json::dump_to(std::string& out, int indent, int depth) const {
-  auto newline = [&](int d) {
-    if (indent < 0) return;
-    out += '\n';
-    out.append(size_t(indent * d), ' ');
-  };
-  switch (value_.index()) {
-    case 0: out += "null"; break;
-    case 1: out += std::get<bool>(value_) ? "true" : "false"; break;
-    case 2: {
-      double v = std::get<double>(value_);
-      char buf[32];
-      if (std::floor(v) == v && std::abs(v) < 1e15) std::snprintf(buf, sizeof buf, "%lld", (long long)v);
-      else {
-        // the shortest form that reads back as the same double
-        std::snprintf(buf, sizeof buf, "%.15g", v);
-        if (std::strtod(buf, nullptr) != v) std::snprintf(buf, sizeof buf, "%.17g", v);
-      }
-      out += buf;
-      break;
-    }
-    case 3: dump_string(out, std::get<std::string>(value_)); break;
-    case 4: {
-      const Array& a = std::get<Array>(value_);
-      out += '[';
-      for (size_t i = 0; i < a.size(); ++i) {
-        if (i) out += indent < 0 ? "," : ", ";
-        a[i].dump_to(out, -1, 0);  // arrays stay on one line
-      }
-      out += ']';
-      break;
-    }
-    case 5: {
-      const Object& o = std::get<Object>(value_);
-      out += '{';
-      for (size_t i = 0; i < o.size(); ++i) {
-        if (i) out += ',';
-        newline(depth + 1);
-        dump_string(out, o[i].first);
-        out += indent < 0 ? ":" : ": ";
-        o[i].second.dump_to(out, indent, depth + 1);
-      }
-      if (!o.empty()) newline(depth);
-      out += '}';
-      break;
-    }
+class JsonCodec {
+ public:
+  static njson to_nlohmann(const Json& j) {
+    return std::visit(
+        [](const auto& v) -> njson {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, std::monostate>) {
+            return nullptr;
+          } else if constexpr (std::is_same_v<V, double>) {
+            ROTOR_CHECK(std::isfinite(v), "json", "cannot write the non-finite number ", v);
+            return v;
+          } else if constexpr (std::is_same_v<V, Json::Array>) {
+            njson a = njson::array();
+            for (const Json& e : v) a.push_back(to_nlohmann(e));
+            return a;
+          } else if constexpr (std::is_same_v<V, Json::Object>) {
+            njson o = njson::object();
+            for (const auto& [k, e] : v) o[k] = to_nlohmann(e);
+            return o;
+          } else {
+            return v;
+          }
+        },
+        j.value_);
   }
-}
+  static void append(Json& object, std::string key, Json value) {
+    std::get<Json::Object>(object.value_).emplace_back(std::move(key), std::move(value));
+  }
+};
 
 std::string Json::dump(int indent) const {
-  std::string out;
-  dump_to(out, indent, 0);
-  return out;
+  return JsonCodec::to_nlohmann(*this).dump(indent < 0 ? -1 : indent, ' ', false, njson::error_handler_t::strict);
 }
 
-namespace {
-struct Parser {
-  const std::string& s;
-  const std::string& what;
-  size_t i = 0;
+std::ostream& operator<<(std::ostream& out, const Json& j) { return out << j.dump(); }
 
-  [[noreturn]] void fail(const std::string& msg) { ROTOR_FAIL("json", what, ": ", msg, " at offset ", i); }
-  void ws() {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) ++i;
+namespace {
+// Builds a rotor::Json from nlohmann's SAX events, refusing what strict JSON allows but a
+// config or header must not hold: duplicate keys (which value wins is reader-defined), numbers
+// out of double range, and nesting deep enough to exhaust the stack when the value is freed.
+class Builder {
+ public:
+  explicit Builder(const std::string& what) : what_(what) {}
+  Json result;
+
+  bool null() { return put(Json()); }
+  bool boolean(bool b) { return put(Json(b)); }
+  bool number_integer(int64_t v) { return put(Json(v)); }
+  bool number_unsigned(uint64_t v) { return put(v <= uint64_t(INT64_MAX) ? Json(int64_t(v)) : Json(double(v))); }
+  bool number_float(double v, const std::string& text) {
+    ROTOR_CHECK(std::isfinite(v), "json", what_, ": number ", text, " is out of range");
+    return put(Json(v));
   }
-  bool take(const char* lit) {
-    size_t n = std::char_traits<char>::length(lit);
-    if (s.compare(i, n, lit) != 0) return false;
-    i += n;
+  bool string(std::string& s) { return put(Json(std::move(s))); }
+  bool binary(std::vector<uint8_t>&) { ROTOR_FAIL("json", what_, ": binary values are not JSON"); }
+  bool start_object(size_t) { return open(Json::object()); }
+  bool key(std::string& k) {
+    Frame& f = stack_.back();
+    ROTOR_CHECK(f.keys.insert(k).second, "json", what_, ": duplicate key '", k, "'");
+    f.key = std::move(k);
     return true;
   }
-  Json value(int depth) {
-    if (depth > 64) fail("nesting too deep");
-    ws();
-    if (i >= s.size()) fail("unexpected end");
-    char c = s[i];
-    if (c == '{') return object(depth);
-    if (c == '[') return array(depth);
-    if (c == '"') return Json(string());
-    if (take("true")) return Json(true);
-    if (take("false")) return Json(false);
-    if (take("null")) return Json();
-    return Json(number());
+  bool end_object() { return close(); }
+  bool start_array(size_t) { return open(Json::array()); }
+  bool end_array() { return close(); }
+  bool parse_error(size_t, const std::string&, const nlohmann::detail::exception& e) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 4: ..." without the tag.
+    std::string msg = e.what();
+    if (size_t tag_end = msg.find("] "); msg.rfind("[json.exception", 0) == 0 && tag_end != std::string::npos)
+      msg = msg.substr(tag_end + 2);
+    ROTOR_FAIL("json", what_, ": ", msg);
   }
-  std::string string() {
-    ++i;  // opening quote
-    std::string out;
-    while (true) {
-      if (i >= s.size()) fail("unterminated string");
-      char c = s[i++];
-      if (c == '"') return out;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i >= s.size()) fail("unterminated escape");
-      char e = s[i++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          if (i + 4 > s.size()) fail("bad \\u escape");
-          unsigned cp = unsigned(std::stoul(s.substr(i, 4), nullptr, 16));
-          i += 4;
-          if (cp < 0x80) out += char(cp);
-          else if (cp < 0x800) out += char(0xc0 | (cp >> 6)), out += char(0x80 | (cp & 0x3f));
-          else out += char(0xe0 | (cp >> 12)), out += char(0x80 | ((cp >> 6) & 0x3f)), out += char(0x80 | (cp & 0x3f));
-          break;
-        }
-        default: fail("bad escape");
-      }
-    }
+
+ private:
+  static constexpr size_t kMaxDepth = 64;
+  struct Frame {
+    Json value;
+    std::string key;
+    std::unordered_set<std::string> keys;
+  };
+  const std::string& what_;
+  std::vector<Frame> stack_;
+
+  bool put(Json v) {
+    if (stack_.empty()) result = std::move(v);
+    else if (Frame& f = stack_.back(); f.value.is_array()) f.value.push(std::move(v));
+    else JsonCodec::append(f.value, std::move(f.key), std::move(v));  // keys are unique: no search
+    return true;
   }
-  double number() {
-    size_t start = i;
-    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
-    while (i < s.size() && (std::isdigit((unsigned char)s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' ||
-                            s[i] == '-' || s[i] == '+'))
-      ++i;
-    if (start == i) fail("unexpected character");
-    try {
-      return std::stod(s.substr(start, i - start));
-    } catch (...) {
-      fail("bad number");
-    }
+  bool open(Json container) {
+    ROTOR_CHECK(stack_.size() < kMaxDepth, "json", what_, ": nesting deeper than ", kMaxDepth, " levels");
+    stack_.push_back({std::move(container), {}, {}});
+    return true;
   }
-  Json array(int depth) {
-    ++i;
-    Json out = Json::array();
-    ws();
-    if (i < s.size() && s[i] == ']') return ++i, out;
-    while (true) {
-      out.push(value(depth + 1));
-      ws();
-      if (i < s.size() && s[i] == ',') {
-        ++i;
-        continue;
-      }
-      if (i < s.size() && s[i] == ']') return ++i, out;
-      fail("expected ',' or ']'");
-    }
-  }
-  Json object(int depth) {
-    ++i;
-    Json out = Json::object();
-    ws();
-    if (i < s.size() && s[i] == '}') return ++i, out;
-    while (true) {
-      ws();
-      if (i >= s.size() || s[i] != '"') fail("expected a key");
-      std::string key = string();
-      ws();
-      if (i >= s.size() || s[i] != ':') fail("expected ':'");
-      ++i;
-      out.set(key, value(depth + 1));
-      ws();
-      if (i < s.size() && s[i] == ',') {
-        ++i;
-        continue;
-      }
-      if (i < s.size() && s[i] == '}') return ++i, out;
-      fail("expected ',' or '}'");
-    }
+  bool close() {
+    Json done = std::move(stack_.back().value);
+    stack_.pop_back();
+    return put(std::move(done));
   }
 };
 }  // namespace
 
 Json Json::parse(const std::string& text, const std::string& what) {
-  Parser p{text, what};
-  Json v = p.value(0);
-  p.ws();
-  if (p.i != text.size()) p.fail("trailing characters");
-  return v;
+  Builder b(what);
+  njson::sax_parse(text, &b, njson::input_format_t::json, /*strict=*/true, /*ignore_comments=*/false);
+  return std::move(b.result);
 }
 
 }  // namespace rotor

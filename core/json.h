@@ -1,9 +1,12 @@
-// A small JSON value: enough for model configs and safetensors headers. Objects keep their
-// insertion order so written files are stable and readable.
+// A JSON value for model configs, checkpoint metadata and safetensors headers. Reading and
+// writing are nlohmann-json's (strict RFC 8259: the whole text, UTF-8, no comments, no trailing
+// commas; core/json.cpp adds: no duplicate keys, no non-finite numbers, nesting depth <= 64).
+// This facade stays because it keeps nlohmann's heavy header out of every file that includes a
+// config, and because its typed reads throw rotor::Error naming the field ("[json] num_heads
+// must be an integer, got 2.5"). Objects keep their insertion order so written files are stable.
 #pragma once
 #include <cstdint>
-#include <map>
-#include <memory>
+#include <iosfwd>
 #include <string>
 #include <utility>
 #include <variant>
@@ -19,8 +22,8 @@ class Json {
   Json() = default;  // null
   Json(std::nullptr_t) {}
   Json(bool b) : value_(b) {}
-  Json(int v) : value_(double(v)) {}
-  Json(int64_t v) : value_(double(v)) {}
+  Json(int v) : value_(int64_t(v)) {}
+  Json(int64_t v) : value_(v) {}
   Json(double v) : value_(v) {}
   Json(const char* s) : value_(std::string(s)) {}
   Json(std::string s) : value_(std::move(s)) {}
@@ -31,15 +34,15 @@ class Json {
 
   bool is_null() const { return value_.index() == 0; }
   bool is_bool() const { return value_.index() == 1; }
-  bool is_number() const { return value_.index() == 2; }
-  bool is_string() const { return value_.index() == 3; }
-  bool is_array() const { return value_.index() == 4; }
-  bool is_object() const { return value_.index() == 5; }
+  bool is_number() const { return value_.index() == 2 || value_.index() == 3; }
+  bool is_string() const { return value_.index() == 4; }
+  bool is_array() const { return value_.index() == 5; }
+  bool is_object() const { return value_.index() == 6; }
 
   // Typed reads; a wrong type is a rotor::Error naming `what`.
   bool as_bool(const std::string& what = "value") const;
   double as_number(const std::string& what = "value") const;
-  int64_t as_int(const std::string& what = "value") const;  // must be integral
+  int64_t as_int(const std::string& what = "value") const;  // integral, |v| < 2^53 when written as a float
   const std::string& as_string(const std::string& what = "value") const;
   const Array& as_array(const std::string& what = "value") const;
   const Object& as_object(const std::string& what = "value") const;
@@ -56,12 +59,17 @@ class Json {
   // Array append.
   Json& push(Json value);
 
-  std::string dump(int indent = -1) const;  // indent < 0: compact
+  // indent < 0: compact. A non-finite number is an Error: JSON has no spelling for it.
+  std::string dump(int indent = -1) const;
+  // Error("[json] <what>: ...") on anything but one strict JSON value.
   static Json parse(const std::string& text, const std::string& what = "JSON");
 
  private:
-  std::variant<std::monostate, bool, double, std::string, Array, Object> value_;
-  void dump_to(std::string& out, int indent, int depth) const;
+  friend class JsonCodec;  // core/json.cpp: the bridge to nlohmann-json
+  std::variant<std::monostate, bool, int64_t, double, std::string, Array, Object> value_;
 };
+
+// The compact dump.
+std::ostream& operator<<(std::ostream& out, const Json& j);
 
 }  // namespace rotor

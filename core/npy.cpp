@@ -1,5 +1,6 @@
 #include "rotor/core/npy.h"
 
+#include <cctype>
 #include <cstring>
 
 #include "rotor/core/io.h"
@@ -19,25 +20,129 @@ std::string descr_of(DType d) {
   return "";
 }
 
-// Value text of `key` in the header dict, up to the next top-level comma or closing brace.
-std::string dict_value(const std::string& header, const std::string& key, const std::string& what) {
-  size_t k = header.find("'" + key + "'");
-  if (k == std::string::npos) k = header.find("\"" + key + "\"");
-  ROTOR_CHECK(k != std::string::npos, "load_npy", what, ": header has no '", key, "' entry: ", header);
-  size_t colon = header.find(':', k);
-  ROTOR_CHECK(colon != std::string::npos, "load_npy", what, ": malformed header: ", header);
-  size_t start = colon + 1, end = start;
-  int depth = 0;
-  for (; end < header.size(); ++end) {
-    char c = header[end];
-    if (c == '(') ++depth;
-    if (c == ')') --depth;
-    if (depth == 0 && (c == ',' || c == '}')) break;
+// The header is the repr of a Python dict: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+// followed by spaces and a newline. It is read as exactly that literal, each of the three keys
+// once and nothing else, as numpy.load requires: anything more lenient lets two readers
+// disagree on what a file holds.
+struct Header {
+  std::string descr;
+  bool fortran_order = false;
+  Shape shape;
+};
+
+class HeaderParser {
+ public:
+  HeaderParser(const std::string& text, const std::string& what) : s_(text), what_(what) {}
+
+  Header parse() {
+    Header h;
+    bool seen_descr = false, seen_fortran = false, seen_shape = false;
+    ws();
+    expect('{');
+    while (true) {
+      ws();
+      if (peek() == '}') break;
+      const std::string key = string_literal("a key");
+      ws();
+      expect(':');
+      ws();
+      auto once = [&](bool& seen) {
+        ROTOR_CHECK(!seen, "load_npy", what_, ": header key '", key, "' appears twice: ", s_);
+        seen = true;
+      };
+      if (key == "descr") {
+        once(seen_descr);
+        ROTOR_CHECK(peek() == '\'' || peek() == '"', "load_npy", what_, ": 'descr' must be a string: ", s_);
+        h.descr = string_literal("the descr");
+      } else if (key == "fortran_order") {
+        once(seen_fortran);
+        if (word("True")) h.fortran_order = true;
+        else if (word("False")) h.fortran_order = false;
+        else fail("'fortran_order' must be True or False");
+      } else if (key == "shape") {
+        once(seen_shape);
+        h.shape = tuple();
+      } else {
+        fail("unexpected key '" + key + "' (a .npy header holds descr, fortran_order and shape)");
+      }
+      ws();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      ROTOR_CHECK(peek() == '}', "load_npy", what_, ": malformed header (expected ',' or '}' at offset ", i_, "): ", s_);
+    }
+    ++i_;  // '}'
+    ws();
+    ROTOR_CHECK(i_ == s_.size(), "load_npy", what_, ": malformed header (characters after the dict): ", s_);
+    ROTOR_CHECK(seen_descr, "load_npy", what_, ": header has no 'descr' entry: ", s_);
+    ROTOR_CHECK(seen_fortran, "load_npy", what_, ": header has no 'fortran_order' entry: ", s_);
+    ROTOR_CHECK(seen_shape, "load_npy", what_, ": header has no 'shape' entry: ", s_);
+    return h;
   }
-  std::string v = header.substr(start, end - start);
-  size_t a = v.find_first_not_of(" "), b = v.find_last_not_of(" ");
-  return a == std::string::npos ? "" : v.substr(a, b - a + 1);
-}
+
+ private:
+  const std::string& s_;
+  const std::string& what_;
+  size_t i_ = 0;
+
+  [[noreturn]] void fail(const std::string& msg) const { ROTOR_FAIL("load_npy", what_, ": malformed header: ", msg, ": ", s_); }
+  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+  void ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  void expect(char c) {
+    if (peek() != c) fail(std::string("expected '") + c + "' at offset " + std::to_string(i_));
+    ++i_;
+  }
+  bool word(const char* w) {
+    const size_t n = std::strlen(w);
+    if (s_.compare(i_, n, w) != 0) return false;
+    const char next = i_ + n < s_.size() ? s_[i_ + n] : '\0';
+    if (std::isalnum(static_cast<unsigned char>(next)) || next == '_') return false;  // "Falsey"
+    i_ += n;
+    return true;
+  }
+  // A quoted literal without escapes (no numpy descr or key needs one).
+  std::string string_literal(const char* what) {
+    const char q = peek();
+    if (q != '\'' && q != '"') fail(std::string("expected ") + what + " in quotes at offset " + std::to_string(i_));
+    const size_t end = s_.find(q, i_ + 1);
+    if (end == std::string::npos) fail(std::string("unterminated string for ") + what);
+    std::string out = s_.substr(i_ + 1, end - i_ - 1);
+    if (out.find('\\') != std::string::npos || out.find('\n') != std::string::npos)
+      fail(std::string("escape or newline in ") + what);
+    i_ = end + 1;
+    return out;
+  }
+  // "(2, 3)", "(3,)", "()": non-negative integers, a trailing comma allowed.
+  Shape tuple() {
+    if (peek() != '(') ROTOR_FAIL("load_npy", what_, ": malformed shape (not a tuple): ", s_);
+    ++i_;
+    Shape shape;
+    bool comma_after_last = false;
+    while (true) {
+      ws();
+      if (peek() == ')') break;
+      comma_after_last = false;
+      const size_t j = i_;
+      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+      ROTOR_CHECK(i_ > j && i_ - j < 18, "load_npy", what_, ": malformed shape (dims are non-negative integers below 10^17): ", s_);
+      shape.push_back(std::stoll(s_.substr(j, i_ - j)));
+      ws();
+      if (peek() == ',') {
+        ++i_;
+        comma_after_last = true;
+        continue;
+      }
+      ROTOR_CHECK(peek() == ')', "load_npy", what_, ": malformed shape (expected ',' or ')'): ", s_);
+    }
+    // "(6)" is the integer 6 in Python, not a tuple.
+    ROTOR_CHECK(shape.size() != 1 || comma_after_last, "load_npy", what_, ": malformed shape (a 1-tuple is written (n,)): ", s_);
+    ++i_;  // ')'
+    return shape;
+  }
+};
 
 }  // namespace
 
@@ -61,42 +166,16 @@ Tensor npy_from_bytes(const std::string& bytes, const std::string& what) {
   const std::string header = bytes.substr(pos, header_len);
   pos += header_len;
 
-  std::string descr = dict_value(header, "descr", what);
-  if (descr.size() >= 2) descr = descr.substr(1, descr.size() - 2);  // strip quotes
+  const Header h = HeaderParser(header, what).parse();
+  const std::string& descr = h.descr;
   DType dtype;
   if (descr == "<f4") dtype = DType::Float32;
   else if (descr == "<f8") dtype = DType::Float64;
   else if (descr == "<i8") dtype = DType::Int64;
   else if (descr == "|b1") dtype = DType::Bool;
   else ROTOR_FAIL("load_npy", what, ": unsupported dtype '", descr, "' (rotor reads <f4, <f8, <i8, |b1)");
-
-  const std::string fortran = dict_value(header, "fortran_order", what);
-  ROTOR_CHECK(fortran == "False", "load_npy", what, ": Fortran-order arrays are not supported (fortran_order: ",
-              fortran, ")");
-
-  std::string shape_text = dict_value(header, "shape", what);
-  ROTOR_CHECK(shape_text.size() >= 2 && shape_text.front() == '(' && shape_text.back() == ')', "load_npy",
-              what, ": malformed shape ", shape_text);
-  // A tuple repr: integers separated by commas, a trailing comma allowed ("(3,)").
-  Shape shape;
-  std::string inner = shape_text.substr(1, shape_text.size() - 2);
-  size_t i = 0;
-  auto skip_spaces = [&] {
-    while (i < inner.size() && inner[i] == ' ') ++i;
-  };
-  skip_spaces();
-  while (i < inner.size()) {
-    size_t j = i;
-    while (j < inner.size() && inner[j] >= '0' && inner[j] <= '9') ++j;
-    ROTOR_CHECK(j > i && j - i < 18, "load_npy", what, ": malformed shape ", shape_text);
-    shape.push_back(std::stoll(inner.substr(i, j - i)));
-    i = j;
-    skip_spaces();
-    if (i == inner.size()) break;
-    ROTOR_CHECK(inner[i] == ',', "load_npy", what, ": malformed shape ", shape_text);
-    ++i;
-    skip_spaces();
-  }
+  ROTOR_CHECK(!h.fortran_order, "load_npy", what, ": Fortran-order arrays are not supported (fortran_order: True)");
+  const Shape& shape = h.shape;
   // Counted in double: a shape whose product overflows int64 must not wrap around to a small size.
   double need = double(dtype_size(dtype));
   for (int64_t d : shape) need *= double(d);
@@ -138,7 +217,7 @@ Tensor load_npy(const std::string& path) { return npy_from_bytes(io::read_all(pa
 void save_npy(const std::string& path, const Tensor& t) {
   ROTOR_CHECK(t.defined(), "save_npy", "undefined tensor");
   const std::string bytes = npy_to_bytes(t);
-  io::write_atomic(path, "save_npy", [&](std::ostream& out) { out.write(bytes.data(), std::streamsize(bytes.size())); });
+  io::write_atomic(path, "save_npy", bytes);
 }
 
 }  // namespace rotor

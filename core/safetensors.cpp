@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <set>
 
 #include "rotor/core/io.h"
@@ -86,25 +88,45 @@ std::string safetensors_to_bytes(const NamedTensors& tensors, const Metadata& me
   return out;
 }
 
-SafetensorsContent safetensors_from_bytes(const std::string& bytes, const std::string& what) {
-  ROTOR_CHECK(bytes.size() >= 8, kOp, what, ": file too short for the 8-byte header length (", bytes.size(),
+namespace {
+// The header length from the first 8 bytes of a file of file_size bytes, checked.
+uint64_t header_length(const std::string& first8, uint64_t file_size, const std::string& what) {
+  ROTOR_CHECK(first8.size() >= 8, kOp, what, ": file too short for the 8-byte header length (", first8.size(),
               " bytes)");
   uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
+  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(first8[size_t(i)])) << (8 * i);
   ROTOR_CHECK(n <= kMaxHeader, kOp, what, ": header length ", n, " exceeds the limit of ", kMaxHeader, " bytes");
-  ROTOR_CHECK(n <= bytes.size() - 8, kOp, what, ": header length ", n, " exceeds the file (", bytes.size() - 8,
+  ROTOR_CHECK(n <= file_size - 8, kOp, what, ": header length ", n, " exceeds the file (", file_size - 8,
               " bytes after the length)");
-  const std::string text = bytes.substr(8, size_t(n));
+  return n;
+}
+
+Json parse_header(const std::string& text, const std::string& what) {
   ROTOR_CHECK(!text.empty() && text[0] == '{', kOp, what, ": header does not start with '{'");
   Json header;
   try {
     header = Json::parse(text, what + " header");
   } catch (const Error& e) {
     ROTOR_FAIL(kOp, what, ": header is not valid JSON: ", e.what());
-  } catch (const std::exception& e) {
-    ROTOR_FAIL(kOp, what, ": header is not valid JSON: ", e.what());
   }
   ROTOR_CHECK(header.is_object(), kOp, what, ": header is not a JSON object");
+  return header;
+}
+
+Metadata parse_metadata(const Json& entry, const std::string& what) {
+  ROTOR_CHECK(entry.is_object(), kOp, what, ": __metadata__ must be an object of strings");
+  Metadata out;
+  for (const auto& [k, v] : entry.as_object()) {
+    ROTOR_CHECK(v.is_string(), kOp, what, ": __metadata__ value of '", k, "' is not a string");
+    out.emplace_back(k, v.as_string());
+  }
+  return out;
+}
+}  // namespace
+
+SafetensorsContent safetensors_from_bytes(const std::string& bytes, const std::string& what) {
+  const uint64_t n = header_length(bytes.substr(0, 8), bytes.size(), what);
+  const Json header = parse_header(bytes.substr(8, size_t(n)), what);
 
   const size_t data_begin = 8 + size_t(n);
   const uint64_t data_size = bytes.size() - data_begin;
@@ -116,13 +138,10 @@ SafetensorsContent safetensors_from_bytes(const std::string& bytes, const std::s
   std::vector<Span> spans;
   for (const auto& [name, entry] : header.as_object()) {
     if (name == "__metadata__") {
-      ROTOR_CHECK(entry.is_object(), kOp, what, ": __metadata__ must be an object of strings");
-      for (const auto& [k, v] : entry.as_object()) {
-        ROTOR_CHECK(v.is_string(), kOp, what, ": __metadata__ value of '", k, "' is not a string");
-        out.metadata.emplace_back(k, v.as_string());
-      }
+      out.metadata = parse_metadata(entry, what);
       continue;
     }
+    ROTOR_CHECK(!name.empty(), kOp, what, ": a tensor has an empty name");
     const std::string where = what + ": tensor '" + name + "'";
     ROTOR_CHECK(entry.is_object(), kOp, where, ": entry is not an object");
     const Json* dt = entry.find("dtype");
@@ -189,11 +208,28 @@ SafetensorsContent safetensors_from_bytes(const std::string& bytes, const std::s
 
 void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
   const std::string bytes = safetensors_to_bytes(tensors, metadata);
-  io::write_atomic(path, kOp, [&](std::ostream& out) { out.write(bytes.data(), std::streamsize(bytes.size())); });
+  io::write_atomic(path, kOp, bytes);
 }
 
 SafetensorsContent load_safetensors(const std::string& path) {
   return safetensors_from_bytes(io::read_all(path, kOp), "'" + path + "'");
+}
+
+Metadata load_safetensors_metadata(const std::string& path) {
+  const std::string what = "'" + path + "'";
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  ROTOR_CHECK(in.good(), kOp, "cannot open '", path, "': ", std::strerror(errno));
+  const uint64_t size = uint64_t(in.tellg());
+  std::string first8(size_t(std::min<uint64_t>(size, 8)), '\0');
+  in.seekg(0);
+  in.read(first8.data(), std::streamsize(first8.size()));
+  const uint64_t n = header_length(first8, size, what);
+  std::string text(size_t(n), '\0');
+  in.read(text.data(), std::streamsize(n));
+  ROTOR_CHECK(in.good(), kOp, "reading '", path, "' failed: ", std::strerror(errno));
+  const Json header = parse_header(text, what);
+  const Json* meta = header.find("__metadata__");
+  return meta ? parse_metadata(*meta, what) : Metadata{};
 }
 
 }  // namespace rotor

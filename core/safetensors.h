@@ -34,6 +34,9 @@ SafetensorsContent safetensors_from_bytes(const std::string& bytes, const std::s
 void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {});
 SafetensorsContent load_safetensors(const std::string& path);
 
+// The __metadata__ of a file, reading only its header (an Error on a malformed header).
+Metadata load_safetensors_metadata(const std::string& path);
+
 // "F32", "F64", "I64", "BOOL".
 const char* safetensors_dtype_name(DType dtype);
 

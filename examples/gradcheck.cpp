@@ -1,20 +1,65 @@
 // examples/gradcheck — every differentiable op and layer in rotor, checked against float64
 // central differences. Run it to see the table; read it to learn to check your own function.
 //
-//   build/examples/gradcheck            the whole registry
-//   build/examples/gradcheck matmul     only cases whose name contains "matmul"
+//   build/examples/gradcheck                 the whole registry
+//   build/examples/gradcheck matmul rope     only cases whose name contains "matmul" or "rope"
+//   build/examples/gradcheck --list          the names of the cases
 //
-// Exit status is non-zero when any case fails.
+// Exit status: 1 when a case fails, 2 for a bad argument (a filter that matches no case).
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "rotor/autograd/gradcheck.h"
 #include "rotor/autograd/ops.h"
 
 using namespace rotor;
 
+static const char* kUsage = R"(usage: gradcheck [--list] [FILTER...]
+  Checks the analytical gradients of every differentiable op and layer against float64 central
+  differences and prints a table. FILTER keeps the cases whose name contains it (any of several).
+  --list     print the case names, one per line, and exit
+  --help     this text
+)";
+
 int main(int argc, char** argv) {
-  const std::string filter = argc > 1 ? argv[1] : "";
+  bool list = false;
+  std::vector<std::string> filters;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::printf("%s", kUsage);
+      return 0;
+    }
+    if (a == "--list") {
+      list = true;
+    } else if (a.rfind("-", 0) == 0) {
+      std::fprintf(stderr, "error: unknown flag %s\n\n%s", a.c_str(), kUsage);
+      return 2;
+    } else {
+      filters.push_back(a);
+    }
+  }
+  auto selected = [&](const GradcheckCase& c) {
+    if (filters.empty()) return true;
+    for (const std::string& f : filters)
+      if (c.name.find(f) != std::string::npos) return true;
+    return false;
+  };
+  for (const std::string& f : filters) {
+    bool any = false;
+    for (const GradcheckCase& c : gradcheck_registry()) any |= c.name.find(f) != std::string::npos;
+    if (!any) {
+      std::fprintf(stderr, "error: no gradcheck case matches '%s' (gradcheck --list shows all %zu)\n", f.c_str(),
+                   gradcheck_registry().size());
+      return 2;
+    }
+  }
+  if (list) {
+    for (const GradcheckCase& c : gradcheck_registry())
+      if (selected(c)) std::printf("%s\n", c.name.c_str());
+    return 0;
+  }
 
   // 1. Your own function: any composition of rotor ops, any number of float64 inputs.
   Generator gen(0);
@@ -29,7 +74,7 @@ int main(int argc, char** argv) {
   double worst_abs = 0, worst_rel = 0;
   std::printf("%-40s %-30s %12s %12s  %s\n", "case", "inputs", "max abs err", "max rel err", "result");
   for (const GradcheckCase& c : gradcheck_registry()) {
-    if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
+    if (!selected(c)) continue;
     TensorList inputs;
     GradcheckReport r = run_case(c, &inputs);
     std::string shapes;

@@ -1,46 +1,163 @@
-// examples/train — train a small language model on MQAR (multi-query associative recall) on CPU.
+// examples/train — train a small language model on one of the synthetic tasks on CPU.
 //
+//   build/examples/train --task parity --short-conv 1 --pe selective_rope --pe-temp-theta 1 --pe-bias 1 --init torch
 //   build/examples/train --task mqar --mixer gla --pe selective_rope --steps 1000 --save ckpt.safetensors
 //   build/examples/train ... --resume ckpt.safetensors      continue a run exactly where it stopped
 //
 // What it shows: the whole training loop of rotor — data, model, fused cross-entropy, AdamW
 // with warmup + cosine schedule, clipping, evaluation, checkpoints — in one page. Watch the
-// loss fall and the accuracy on labelled positions rise; the test accuracy (on sequences the
-// model never saw) is printed at the end. --log writes step,loss,accuracy,test_accuracy as CSV.
+// loss fall and the accuracy on labelled positions rise; at the end it prints the test accuracy
+// (on sequences the model never saw) and, for tasks that have them, the accuracy at each
+// evaluation length. --log writes the curve as CSV, --results the final numbers as JSON.
+//
+// Each task is one entry of kTasks: a function that reads the task's flags and returns its
+// vocabulary and a generator of its train / test / per-length data (nn/tasks.h).
 #include <cstdio>
 #include <fstream>
+#include <functional>
 
 #include "common.h"
+#include "rotor/core/io.h"
 #include "rotor/core/parallel.h"
+#include "rotor/nn/copying.h"
 #include "rotor/nn/mqar.h"
+#include "rotor/nn/recall.h"
+#include "rotor/nn/state_tracking.h"
 #include "rotor/nn/trainer.h"
 
 using namespace rotor;
 using namespace rotor::nn;
 
 static const char* kUsage = R"(usage: train [flags]
-  task      --task mqar  --vocab 8192  --seq-len 64  --kv-pairs 4  --train-size 20000  --test-size 1000
-  model     --mixer gla|attn  --pe none|rope|selective_rope  --dim 128  --layers 2  --heads 8
-            --expand-k 1  --expand-v 1  --pe-bias 0|1 (Selective RoPE's phase bias)
+  task      --task parity|cyclic|s3|a5|s5|copy|mqar|recall  (each task's flags below)
+    parity, cyclic, s3, a5, s5   word problems over S2, Z_m, S3, A5, S5: label = running product
+            --seq-len 64  --min-len 0 (> 0: training lengths uniform in [min-len, seq-len])
+            --bos 1 (start token)  --eval-lengths 128,256  --modulus 5 (cyclic)
+            --train-size 10000  --test-size 500
+    copy    --letters 26  --seq-len 128  --min-len 2  --max-len 16  --eval-lengths 32,64
+            --train-size 10000  --test-size 500
+    mqar    --vocab 8192  --seq-len 64  --kv-pairs 4  --train-size 20000  --test-size 1000
+    recall  (MAD in-context recall)  --vocab 16  --seq-len 128  --train-size 12800  --test-size 1280
+  model     --mixer gla|gdn|attn  --pe none|rope|selective_rope  --dim 128  --layers 2  --heads 8
+            --expand-k 1  --expand-v 1  --short-conv 0|1 (q/k/v convolutions; gdn: 1)  --init reference|torch
+            gdn (Gated DeltaNet): --head-dim 0 (dim/heads)  --neg-eigval 0|1 (beta in (0, 2))
+            attn: the reference's "transformer" model, softmax attention in every layer
+            Selective RoPE: --pe-bias 0|1  --pe-gate 0|1  --pe-skip-conv 0|1  --pe-temp-type rope|rfa
+            --pe-temp-theta 500000 (rfa: 0.995)  --pe-temp-max 1  --pe-rank 32
   training  --steps 1000  --batch 64  --lr 1e-3  --warmup 100  --min-lr 1e-5  --weight-decay 0.1
             --grad-clip 1  --seed 0  --threads 0 (all)
             --grad-accum 1 (split each batch into N micro-batches: same update, less memory)
-  output    --eval-every 100  --log FILE.csv  --save PATH  --save-every 0 (only at the end)  --resume PATH
-            --stop-at N (stop after step N of --steps; resume later with the same flags)
+  output    --eval-every 100  --log FILE.csv  --results FILE.json  --save PATH  --save-every 0 (only at
+            the end)  --resume PATH  --stop-at N (stop after step N of --steps; resume later with the same flags)
 )";
+
+namespace {
+
+// What train needs from a task, read from the task's flags.
+struct TaskSetup {
+  std::string summary;  // one line for the banner
+  int64_t vocab_size = 0;
+  std::function<TaskData(uint64_t seed)> generate;
+};
+using TaskReader = std::function<TaskSetup(examples::Flags&)>;
+
+std::string join(const std::vector<int64_t>& v) {
+  std::string s;
+  for (int64_t x : v) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(x);
+  }
+  return s;
+}
+
+TaskReader state_tracking_task(const std::string& group) {
+  return [group](examples::Flags& flags) {
+    StateTrackingConfig c;
+    c.group = group == "Z" ? "Z" + std::to_string(flags.integer("modulus", 5, 2, 1024)) : group;
+    c.seq_len = flags.integer("seq-len", 64, 1, 1 << 20);
+    c.min_len = flags.integer("min-len", 0, 0, c.seq_len);
+    c.bos = flags.integer("bos", 1, 0, 1) == 1;
+    c.eval_lengths = flags.integers("eval-lengths", {2 * c.seq_len, 4 * c.seq_len}, 1, 1 << 20);
+    const int64_t train_size = flags.integer("train-size", 10000, 1, 1 << 24);
+    const int64_t test_size = flags.integer("test-size", 500, 1, 1 << 24);
+    const Group g = make_group(c.group);
+    return TaskSetup{"word problems over " + c.group + ", L=" + std::to_string(c.seq_len) +
+                         (c.min_len ? " (from " + std::to_string(c.min_len) + ")" : "") + ", eval at " +
+                         join(c.eval_lengths),
+                     state_tracking_vocab(g),
+                     [c, train_size, test_size](uint64_t seed) { return state_tracking_splits(c, train_size, test_size, seed); }};
+  };
+}
+
+TaskSetup copy_task(examples::Flags& flags) {
+  CopyingConfig c;
+  c.letters = flags.integer("letters", 26, 2, 128);
+  c.seq_len = flags.integer("seq-len", 128, 4, 1 << 20);
+  c.min_len = flags.integer("min-len", 2, 1, 1 << 16);
+  c.max_len = flags.integer("max-len", 16, 1, 1 << 16);
+  c.eval_lengths = flags.integers("eval-lengths", {2 * c.max_len, 4 * c.max_len}, 1, 1 << 16);
+  const int64_t train_size = flags.integer("train-size", 10000, 1, 1 << 24);
+  const int64_t test_size = flags.integer("test-size", 500, 1, 1 << 24);
+  return {"copying, strings of " + std::to_string(c.min_len) + "-" + std::to_string(c.max_len) + " letters in " +
+              std::to_string(c.seq_len) + " tokens, eval at " + join(c.eval_lengths),
+          c.vocab_size(), [c, train_size, test_size](uint64_t seed) { return copying_splits(c, train_size, test_size, seed); }};
+}
+
+TaskSetup mqar_task(examples::Flags& flags) {
+  MqarConfig c;
+  c.vocab_size = flags.integer("vocab", 8192, 4, 1 << 20);
+  c.seq_len = flags.integer("seq-len", 64, 4, 1 << 16);
+  c.num_kv_pairs = flags.integer("kv-pairs", 4, 1, 1 << 14);
+  const int64_t train_size = flags.integer("train-size", 20000, 1, 1 << 24);
+  const int64_t test_size = flags.integer("test-size", 1000, 1, 1 << 24);
+  return {"MQAR V=" + std::to_string(c.vocab_size) + " T=" + std::to_string(c.seq_len) +
+              " pairs=" + std::to_string(c.num_kv_pairs),
+          c.vocab_size, [c, train_size, test_size](uint64_t seed) {
+            MqarSplits s = mqar_splits(c, train_size, test_size, seed);
+            return TaskData{s.train, s.test, {}};
+          }};
+}
+
+TaskSetup recall_task(examples::Flags& flags) {
+  RecallConfig c;
+  c.vocab_size = flags.integer("vocab", 16, 4, 1 << 16);
+  c.seq_len = flags.integer("seq-len", 128, 4, 1 << 20);
+  const int64_t train_size = flags.integer("train-size", 12800, 1, 1 << 24);
+  const int64_t test_size = flags.integer("test-size", 1280, 1, 1 << 24);
+  return {"in-context recall V=" + std::to_string(c.vocab_size) + " T=" + std::to_string(c.seq_len), c.vocab_size,
+          [c, train_size, test_size](uint64_t seed) { return recall_splits(c, train_size, test_size, seed); }};
+}
+
+const std::map<std::string, TaskReader> kTasks = {
+    {"parity", state_tracking_task("S2")}, {"cyclic", state_tracking_task("Z")}, {"s3", state_tracking_task("S3")},
+    {"a5", state_tracking_task("A5")},     {"s5", state_tracking_task("S5")},    {"copy", copy_task},
+    {"mqar", mqar_task},                   {"recall", recall_task},
+};
+
+std::vector<std::string> task_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, reader] : kTasks) names.push_back(name);
+  return names;
+}
+
+struct Evaluation {
+  double accuracy = 0, sequence_accuracy = 0, loss = 0;
+};
+Evaluation eval(const LanguageModel& model, const TokenData& data, int64_t batch) {
+  EvalResult r = evaluate(model, data, batch);
+  return {r.accuracy.value(), r.sequences.value(), r.loss};
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   examples::Flags flags(argc, argv, kUsage);
-  flags.str("task", "mqar", {"mqar"});
-  MqarConfig task;
-  task.vocab_size = flags.integer("vocab", 8192, 4, 1 << 20);
-  task.seq_len = flags.integer("seq-len", 64, 4, 1 << 16);
-  task.num_kv_pairs = flags.integer("kv-pairs", 4, 1, 1 << 14);
-  const int64_t train_size = flags.integer("train-size", 20000, 1, 1 << 24);
-  const int64_t test_size = flags.integer("test-size", 1000, 1, 1 << 24);
+  const std::string task_name = flags.str("task", "mqar", task_names());
+  TaskSetup task = kTasks.at(task_name)(flags);
 
   ModelConfig model_config;
-  const std::string mixer = flags.str("mixer", "gla", {"gla", "attn"});
+  const std::string mixer = flags.str("mixer", "gla", {"gla", "gdn", "attn"});
+  model_config.model_type = mixer == "gdn" ? "gated_deltanet" : mixer == "attn" ? "transformer" : "gla";
   const std::string pe = flags.str("pe", "selective_rope", {"none", "rope", "selective_rope"});
   model_config.vocab_size = task.vocab_size;
   model_config.hidden_size = flags.integer("dim", 128, 1, 1 << 16);
@@ -48,11 +165,21 @@ int main(int argc, char** argv) {
   model_config.num_heads = flags.integer("heads", 8, 1, 1024);
   model_config.expand_k = flags.real("expand-k", 1.0, 0.0, 16.0);
   model_config.expand_v = flags.real("expand-v", 1.0, 0.0, 16.0);
+  model_config.use_short_conv = flags.integer("short-conv", mixer == "gdn" ? 1 : 0, 0, 1) == 1;
+  model_config.head_dim = flags.integer("head-dim", 0, 0, 1 << 16);
+  model_config.allow_neg_eigval = flags.integer("neg-eigval", 0, 0, 1) == 1;
+  model_config.init = flags.str("init", "reference", {"reference", "torch"});
   model_config.position_embedding.type = pe == "none" ? "nope" : pe;
-  // Selective RoPE's optional bias φ += exp(b), b = 0 at init: starts as RoPE's constant rate.
-  model_config.position_embedding.selective.use_bias = flags.integer("pe-bias", 0, 0, 1) == 1;
-  if (mixer == "attn")
-    for (int64_t i = 0; i < model_config.num_hidden_layers; ++i) model_config.attn_layers.push_back(i);
+  SelectiveRopeConfig& sr = model_config.position_embedding.selective;
+  // The phase bias φ += exp(b), b = 0 at init: the phase starts advancing at RoPE's constant rate.
+  sr.use_bias = flags.integer("pe-bias", 0, 0, 1) == 1;
+  sr.use_gate = flags.integer("pe-gate", 0, 0, 1) == 1;
+  sr.skip_conv = flags.integer("pe-skip-conv", 0, 0, 1) == 1;
+  sr.temp_type = flags.str("pe-temp-type", "rope", {"rope", "rfa"});
+  // rope: τ_r = temp_max · θ^(−2r/D), θ > 1 (θ = 1: the same temperature on every pair); rfa: 0 < θ < 1.
+  sr.temp_theta = flags.real("pe-temp-theta", sr.temp_type == "rfa" ? 0.995 : 500000.0, 1e-9, 1e12);
+  sr.temp_max = flags.real("pe-temp-max", 1.0, 1e-9, 1e6);
+  sr.phi_proj_rank = flags.integer("pe-rank", 32, 1, 1 << 16);
 
   TrainConfig train;
   train.steps = flags.integer("steps", 1000, 1, int64_t(1) << 40);
@@ -67,7 +194,7 @@ int main(int argc, char** argv) {
   const int64_t threads = flags.integer("threads", 0, 0, 1024);
   const int64_t eval_every = flags.integer("eval-every", 100, 0, int64_t(1) << 40);
   const std::string log_path = flags.str("log", ""), save_path = flags.str("save", ""),
-                    resume_path = flags.str("resume", "");
+                    resume_path = flags.str("resume", ""), results_path = flags.str("results", "");
   const int64_t save_every = flags.integer("save-every", 0, 0, int64_t(1) << 40);
   // Stop early (and save) while the schedule still spans --steps: a long run split into pieces
   // that --resume joins, bit-identical to one uninterrupted run.
@@ -75,17 +202,18 @@ int main(int argc, char** argv) {
   flags.finish();
   if (threads) set_num_threads(int(threads));
   try {
-    task.validate();
     model_config.validate();
   } catch (const Error& e) {
     flags.fail(e.what());
   }
-  if (batch > train_size) flags.fail("--batch must not exceed --train-size");
+  if (save_every && save_path.empty()) flags.fail("--save-every needs --save");
   if (batch % train.grad_accum) flags.fail("--batch must be a multiple of --grad-accum");
 
   try {
+    if (!save_path.empty()) Trainer::check_save_path(save_path);  // before the work it would keep
     // 1. Data: disjoint train and test sets, and a loader that shuffles the train set.
-    MqarSplits data = mqar_splits(task, train_size, test_size, seed);
+    TaskData data = task.generate(seed);
+    if (batch > data.train.size()) flags.fail("--batch must not exceed --train-size");
     BatchLoader loader(data.train, batch, seed);
 
     // 2. Model and trainer (a resumed run overwrites parameters, optimizer and loader state).
@@ -93,10 +221,9 @@ int main(int argc, char** argv) {
     LanguageModel model(model_config, init);
     Trainer trainer(model, loader, train);
     const std::string saved_train = resume_path.empty() ? "" : trainer.resume(resume_path);
-    std::printf("model: %s + %s, %lld parameters (%lld in matmuls); MQAR V=%lld T=%lld pairs=%lld; %lld steps of %lld\n",
-                mixer.c_str(), pe.c_str(), (long long)model.num_parameters(), (long long)model.matmul_parameters(),
-                (long long)task.vocab_size, (long long)task.seq_len, (long long)task.num_kv_pairs, (long long)train.steps,
-                (long long)batch);
+    std::printf("model: %s + %s, %lld parameters (%lld in matmuls); %s %s; %lld steps of %lld\n", mixer.c_str(),
+                pe.c_str(), (long long)model.num_parameters(), (long long)model.matmul_parameters(), task_name.c_str(),
+                task.summary.c_str(), (long long)train.steps, (long long)batch);
     if (trainer.step_count()) std::printf("resumed from %s at step %lld\n", resume_path.c_str(), (long long)trainer.step_count());
     if (!resume_path.empty() && saved_train != train.to_json().dump())
       std::printf("note: the training settings differ from the saved run's (%s): the continuation follows the new ones\n",
@@ -108,12 +235,12 @@ int main(int argc, char** argv) {
       const bool append = trainer.step_count() > 0;
       log.open(log_path, append ? std::ios::app : std::ios::trunc);
       if (!log) throw Error("[train] cannot open --log " + log_path);
-      if (!append) log << "step,loss,accuracy,test_accuracy,lr,grad_norm\n";
+      if (!append) log << "step,loss,accuracy,test_accuracy,lr,grad_norm,test_sequence_accuracy\n";
     }
 
     // 4. The loop.
     examples::Progress progress(trainer.step_count(), stop_at, std::max<int64_t>(1, train.steps / 20));
-    double test_accuracy = -1;
+    Evaluation test{-1, -1, 0};
     while (trainer.step_count() < stop_at) {
       StepStats s;
       try {
@@ -124,24 +251,52 @@ int main(int argc, char** argv) {
         if (!save_path.empty()) std::fprintf(stderr, "the last good checkpoint is %s (if one was saved)\n", save_path.c_str());
         return 1;
       }
-      std::string extra, test_cell;
+      std::string extra, test_cell, test_sequence_cell;  // empty cells on steps without evaluation
       if ((eval_every && s.step % eval_every == 0) || s.step == stop_at) {
-        test_accuracy = evaluate(model, data.test, batch).accuracy.value();
+        test = eval(model, data.test, batch);
         char buf[64];
-        std::snprintf(buf, sizeof buf, "  test acc %.4f", test_accuracy);
+        std::snprintf(buf, sizeof buf, "  test acc %.4f", test.accuracy);
         extra = buf;
-        test_cell = std::to_string(test_accuracy);
+        test_cell = std::to_string(test.accuracy);
+        test_sequence_cell = std::to_string(test.sequence_accuracy);
       }
       if (log) log << s.step << ',' << s.loss << ',' << s.accuracy << ',' << test_cell << ',' << s.lr << ','
-                   << s.grad_norm << '\n' << std::flush;
+                   << s.grad_norm << ',' << test_sequence_cell << '\n' << std::flush;
       progress.update(s.step, s.loss, s.accuracy, double(s.tokens), extra);
       if (!save_path.empty() && save_every && s.step % save_every == 0) trainer.save(save_path);
     }
     progress.newline();
     if (!save_path.empty()) trainer.save(save_path);
-    if (test_accuracy < 0) test_accuracy = evaluate(model, data.test, batch).accuracy.value();
-    std::printf("final test accuracy: %.4f  (%s + %s, %lld steps, %s)\n", test_accuracy, mixer.c_str(), pe.c_str(),
-                (long long)trainer.step_count(), examples::Progress::clock(progress.seconds()).c_str());
+    if (test.accuracy < 0) test = eval(model, data.test, batch);
+    std::printf("final test accuracy: %.4f, sequences all right: %.4f  (%s + %s, %lld steps, %s)\n", test.accuracy,
+                test.sequence_accuracy, mixer.c_str(), pe.c_str(), (long long)trainer.step_count(),
+                examples::Progress::clock(progress.seconds()).c_str());
+
+    // 5. Length generalisation: the same model on test sets of other lengths.
+    Json lengths = Json::array();
+    if (!data.lengths.empty()) std::printf("%10s %10s %10s\n", "length", "accuracy", "sequences");
+    for (const LengthSplit& l : data.lengths) {
+      const Evaluation e = eval(model, l.data, batch);
+      std::printf("%10lld %10.4f %10.4f\n", (long long)l.length, e.accuracy, e.sequence_accuracy);
+      Json row = Json::object();
+      row.set("length", l.length);
+      row.set("accuracy", e.accuracy);
+      row.set("sequence_accuracy", e.sequence_accuracy);
+      lengths.push(row);
+    }
+    if (!results_path.empty()) {
+      Json r = Json::object();
+      r.set("task", task_name);
+      r.set("steps", trainer.step_count());
+      r.set("seconds", progress.seconds());
+      r.set("test_accuracy", test.accuracy);
+      r.set("test_sequence_accuracy", test.sequence_accuracy);
+      r.set("test_loss", test.loss);
+      r.set("lengths", lengths);
+      r.set("model", model.config.to_json());
+      r.set("train", train.to_json());
+      io::write_atomic(results_path, "train", [&](std::ostream& out) { out << r.dump(2) << "\n"; });
+    }
   } catch (const Error& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

@@ -2,15 +2,52 @@
 
 #include <cblas.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
 #include "rotor/core/iter.h"
 #include "rotor/core/parallel.h"
 #include "rotor/core/view.h"
 
+// OpenBLAS's runtime kernel selection (DYNAMIC_ARCH builds, as Debian's): exported, not in cblas.h.
+extern "C" {
+void gotoblas_dynamic_init(void) __attribute__((weak));
+void gotoblas_dynamic_quit(void) __attribute__((weak));
+}
+
 namespace rotor::kernels {
 
 namespace {
+// A CPU newer than the OpenBLAS release (Debian 12's 0.3.21 on a 5th-generation Xeon, say) gets
+// OpenBLAS's generic "Prescott" SSE3 kernels, 3-4x slower than the machine allows. When that
+// happens on a CPU with AVX2 or AVX-512, select the matching kernels, as OPENBLAS_CORETYPE
+// would; a user's own OPENBLAS_CORETYPE is left alone.
+std::string g_core_note;
+
+void select_blas_kernels() {
+  const char* config = openblas_get_config();
+  if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || !config || !std::strstr(config, "DYNAMIC_ARCH")) return;
+  if (std::getenv("OPENBLAS_CORETYPE") || std::strcmp(openblas_get_corename(), "Prescott") != 0) return;
+  __builtin_cpu_init();
+  const char* core = nullptr;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd"))
+    core = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    core = "Haswell";
+  if (!core) return;
+  setenv("OPENBLAS_CORETYPE", core, 0);
+  gotoblas_dynamic_quit();
+  gotoblas_dynamic_init();
+  unsetenv("OPENBLAS_CORETYPE");
+  g_core_note = std::string(" (OpenBLAS took this CPU for Prescott; rotor selected ") + core + ")";
+}
+
 // Runs before any rotor code: librotor's static initialisers run after OpenBLAS's own.
-[[maybe_unused]] const bool kBlasSingleThreaded = [] {
+[[maybe_unused]] const bool kBlasReady = [] {
+  select_blas_kernels();
   openblas_set_num_threads(1);
   return true;
 }();
@@ -19,28 +56,47 @@ namespace {
 // least work of a block: about 20 µs of one core, well above the cost of a task.
 constexpr double kParallelGemmWork = double(int64_t(1) << 21);
 constexpr int64_t kMaxGemmBlocks = 64;
-}  // namespace
 
-template <>
-void gemm_serial<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                        int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+std::atomic<std::vector<GemmShape>*> g_tracer{nullptr};
+std::mutex g_tracer_mutex;
+
+template <class T>
+void trace(bool ta, bool tb, int64_t m, int64_t n, int64_t k) {
+  if (std::vector<GemmShape>* out = g_tracer.load(std::memory_order_relaxed)) {
+    std::lock_guard lock(g_tracer_mutex);
+    out->push_back({ta, tb, m, n, k, std::is_same_v<T, double>});
+  }
+}
+
+void blas_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m),
               blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
 }
 
-template <>
-void gemm_serial<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
-                         int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+void blas_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+               const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m),
               blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
+}
+}  // namespace
+
+void set_gemm_tracer(std::vector<GemmShape>* shapes) { g_tracer.store(shapes); }
+
+template <class T>
+void gemm_serial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+                 int64_t ldb, T beta, T* c, int64_t ldc) {
+  trace<T>(ta, tb, m, n, k);
+  blas_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 template <class T>
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
           int64_t ldb, T beta, T* c, int64_t ldc) {
+  trace<T>(ta, tb, m, n, k);
   const double work = double(m) * double(n) * double(k);
   if (work < 2 * kParallelGemmWork || m <= 0 || n <= 0) {
-    gemm_serial<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    blas_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   // Cut the longer side of C into equal blocks, multiples of 16 rows or columns (whole SIMD
@@ -54,18 +110,22 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
   parallel_blocks(blocks, [&](int64_t i) {
     const int64_t lo = i * step, len = std::min(side, lo + step) - lo;
     if (rows)
-      gemm_serial<T>(ta, tb, len, n, k, alpha, a + (ta ? lo : lo * lda), lda, b, ldb, beta, c + lo * ldc, ldc);
+      blas_call(ta, tb, len, n, k, alpha, a + (ta ? lo : lo * lda), lda, b, ldb, beta, c + lo * ldc, ldc);
     else
-      gemm_serial<T>(ta, tb, m, len, k, alpha, a, lda, b + (tb ? lo * ldb : lo), ldb, beta, c + lo, ldc);
+      blas_call(ta, tb, m, len, k, alpha, a, lda, b + (tb ? lo * ldb : lo), ldb, beta, c + lo, ldc);
   });
 }
 
+template void gemm_serial<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                                 const float*, int64_t, float, float*, int64_t);
+template void gemm_serial<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                                  const double*, int64_t, double, double*, int64_t);
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
                           int64_t, float, float*, int64_t);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
                            int64_t, double, double*, int64_t);
 
-const char* blas_core_name() { return openblas_get_corename(); }
+std::string blas_core_name() { return openblas_get_corename() + g_core_note; }
 
 namespace {
 

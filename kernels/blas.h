@@ -8,6 +8,8 @@
 // is the same single OpenBLAS sum on any number of threads.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "rotor/core/tensor.h"
 
@@ -29,7 +31,20 @@ void gemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T 
 // broadcast. Output contiguous.
 Tensor matmul(const Tensor& a, const Tensor& b);
 
-// The name of the OpenBLAS kernel set chosen for this CPU (e.g. "SkylakeX", "Haswell").
-const char* blas_core_name();
+// The shape of one product, as recorded by a GEMM tracer.
+struct GemmShape {
+  bool trans_a, trans_b;
+  int64_t m, n, k;
+  bool is_double;
+  bool operator==(const GemmShape&) const = default;
+};
+// While a tracer is installed, every gemm and gemm_serial call appends its shape (from any
+// thread; a large gemm counts once, not once per block). Benchmarks use it to time raw BLAS at
+// exactly the shapes a training step performs. nullptr uninstalls.
+void set_gemm_tracer(std::vector<GemmShape>* shapes);
+
+// The name of the OpenBLAS kernel set in use (e.g. "SkylakeX", "Haswell"), and whether rotor
+// chose it because OpenBLAS did not recognise the CPU (see blas.cpp).
+std::string blas_core_name();
 
 }  // namespace rotor::kernels

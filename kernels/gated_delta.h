@@ -49,21 +49,29 @@ void gated_delta_recurrent_backward(const GlaDims& d, const T* q, const T* k, co
 // Same function, chunk by chunk with OpenBLAS (any chunk >= 1; T need not be a multiple).
 // Decays enter only as exp(b_i - b_j), j <= i, and exp(b_i), b the within-chunk cumulative sum of
 // g (taken in float64): exponents are <= 0, so gates down to g = -30 and below underflow
-// harmlessly. Parallel over sequences (b, h). Backward recomputes the chunk-boundary states and
-// keeps one K x V state, one C x C matrix and one C x V block per chunk of the sequence in flight.
+// harmlessly. Parallel over sequences (b, h).
+
+//
+// The backward needs, per chunk of every sequence, the state entering it and three products of
+// the forward (M^-1, [W | U] and the written values): K V + C^2 + C (K + 2V) numbers per chunk.
+// Without `saved` it recomputes them in a first pass; a forward given `saved` (of
+// gated_delta_chunked_saved_size elements) keeps them there and a backward given the same
+// buffer skips that pass. Both ways give bit-identical gradients.
 
 constexpr int64_t kGatedDeltaDefaultChunk = 64;
+
+int64_t gated_delta_chunked_saved_size(const GlaDims& d, int64_t chunk = kGatedDeltaDefaultChunk);
 
 template <class T>
 void gated_delta_chunked_forward(const GlaDims& d, const T* q, const T* k, const T* v, const T* g,
                                  const T* beta, const T* h0, T* o, T* ht, T scale,
-                                 int64_t chunk = kGatedDeltaDefaultChunk);
+                                 int64_t chunk = kGatedDeltaDefaultChunk, T* saved = nullptr);
 
 template <class T>
 void gated_delta_chunked_backward(const GlaDims& d, const T* q, const T* k, const T* v, const T* g,
                                   const T* beta, const T* h0, const T* dout, const T* dht, T* dq, T* dk,
                                   T* dv, T* dg, T* dbeta, T* dh0, T scale,
-                                  int64_t chunk = kGatedDeltaDefaultChunk);
+                                  int64_t chunk = kGatedDeltaDefaultChunk, const T* saved = nullptr);
 
 // ---- plain references (the oracles of the tests) ----------------------------------------------
 //

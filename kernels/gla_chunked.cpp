@@ -142,14 +142,6 @@ struct Chunk {
   }
 };
 
-// Asks for `rows` rows of a strided view ahead of use: a sequence's rows are H*D apart, a pattern
-// the hardware prefetchers pick up late. Into L2 (locality 2): a chunk's inputs overflow L1.
-template <class T>
-void prefetch_rows(const T* p, int64_t ld, int64_t D, int64_t rows) {
-  for (int64_t t = 0; t < rows; ++t)
-    for (int64_t j = 0; j < D; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(p + t * ld + j, 0, 2);
-}
-
 // S <- diag(v) S, S of K rows of length V.
 template <class T>
 void scale_rows(T* S, const T* v, int64_t K, int64_t V) {
@@ -430,7 +422,7 @@ template <class T>
 void backward_chunks(const Args<T>& a) {
   const int64_t K = a.d.K, V = a.d.V, KV = K * V;
   const int64_t lanes = a.d.B * a.d.H, nc = a.chunks();
-  Scratch<T> state_mem(size_t(lanes * (nc + 1) * KV));
+  Scratch<T> state_mem(Scratch<T>::elements(lanes * (nc + 1) * KV));
   T* states = state_mem.take(size_t(lanes * (nc + 1) * KV));
   chunk_scan_states(a, states, false);
   auto final_grad = [&](int64_t bh) { return a.dht ? a.dht + a.state(bh) : nullptr; };

@@ -68,7 +68,7 @@ void gla_recurrent_forward(const GlaDims& d, const T* q, const T* k, const T* v,
   check_dims(d, "gla_recurrent_forward");
   const int64_t K = d.K, V = d.V;
   parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
-    Scratch<T> mem(size_t(K * V));
+    Scratch<T> mem(Scratch<T>::elements(K * V));
     T* S = mem.take(K * V);
     for (int64_t bh = lo; bh < hi; ++bh) {
       const Seq s(d, bh);

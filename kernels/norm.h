@@ -1,4 +1,7 @@
-// Row-wise RMS normalisation: y = x * rstd * w with rstd = (mean(x^2) + eps)^-1/2.
+// Row-wise normalisations over the last dim, one pass forward and one backward per row:
+//   rms_norm        y = x * rstd * w                 rstd = (mean(x^2) + eps)^-1/2
+//   gated_rms_norm  y = x * rstd * w * silu(gate)    (GLA's output norm)
+//   l2_norm         y = x * rstd                     rstd = (sum(x^2) + eps)^-1/2
 #pragma once
 #include <cstdint>
 
@@ -13,5 +16,19 @@ void rms_norm_forward(const T* x, const T* w, T* y, T* rstd, int64_t N, int64_t 
 // dw is reduced over fixed blocks of rows in a fixed order (deterministic on any thread count).
 template <class T>
 void rms_norm_backward(const T* x, const T* w, const T* rstd, const T* dy, T* dx, T* dw, int64_t N, int64_t D);
+
+// gate: (N, D). The backward is rms_norm's with dy replaced by dy * silu(gate), and writes
+// dgate = dy * x * rstd * w * silu'(gate).
+template <class T>
+void gated_rms_norm_forward(const T* x, const T* w, const T* gate, T* y, T* rstd, int64_t N, int64_t D, T eps);
+template <class T>
+void gated_rms_norm_backward(const T* x, const T* w, const T* gate, const T* rstd, const T* dy, T* dx, T* dw,
+                             T* dgate, int64_t N, int64_t D);
+
+// dx = rstd * dy - x * rstd^3 * sum(dy*x).
+template <class T>
+void l2_norm_forward(const T* x, T* y, T* rstd, int64_t N, int64_t D, T eps);
+template <class T>
+void l2_norm_backward(const T* x, const T* rstd, const T* dy, T* dx, int64_t N, int64_t D);
 
 }  // namespace rotor::kernels

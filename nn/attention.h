@@ -11,7 +11,7 @@ struct AttentionLayerConfig {
   int64_t num_heads = 4;
   bool qkv_bias = false;
   bool qk_norm = false;  // after the rotation for Selective RoPE, before it otherwise
-  double norm_eps = 1e-6;
+  double norm_eps = 1e-5;  // of the q/k norms: the reference's RMSNorm default, not the model's eps
   PositionEmbeddingConfig position_embedding;
 };
 

@@ -21,7 +21,8 @@ struct LoadReport {
 // Copies the file's tensors into the module's parameters (in place). Every tensor that names
 // a parameter must match its shape and dtype (a rotor::Error naming the tensor otherwise).
 // strict: missing or unexpected names are an error listing them; non-strict: they are
-// reported and the rest is loaded. Nothing is written unless every check passes.
+// reported and the rest is loaded. A NaN or infinite value is an error naming the tensor.
+// Nothing is written unless every check passes.
 LoadReport load_parameters(const Module& module, const SafetensorsContent& file, bool strict = true,
                            const std::string& what = "checkpoint");
 
@@ -32,7 +33,10 @@ int64_t checkpoint_step(const SafetensorsContent& file, const std::string& what 
 // when it is absent or not an integer.
 int64_t metadata_int(const SafetensorsContent& file, const std::string& key, const char* op, const std::string& what);
 
-// Builds the model its file describes and loads its parameters (strict).
+// Builds the model its file describes and loads its parameters (strict). The config's sizes are
+// checked against limits (ModelConfig::validate) and against the file's tensors before anything
+// is built, and every parameter must be finite.
 std::unique_ptr<LanguageModel> load_model(const std::string& path);
+std::unique_ptr<LanguageModel> model_from_file(const SafetensorsContent& file, const std::string& what = "checkpoint");
 
 }  // namespace rotor::nn

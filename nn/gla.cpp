@@ -53,13 +53,7 @@ Tensor GatedLinearAttention::forward(const Tensor& x, GlaCache* cache) const {
               " should be [B, T, ", config.hidden_size, "]");
   const int64_t B = x.size(0), T = x.size(1), H = config.num_heads;
   Tensor q = q_proj.forward(x), k = k_proj.forward(x), v = v_proj.forward(x);
-  if (q_conv1d) {
-    ConvResult cq = q_conv1d->forward(q, cache ? cache->q_history : Tensor());
-    ConvResult ck = k_conv1d->forward(k, cache ? cache->k_history : Tensor());
-    ConvResult cv = v_conv1d->forward(v, cache ? cache->v_history : Tensor());
-    q = cq.y, k = ck.y, v = cv.y;
-    if (cache) cache->q_history = cq.history, cache->k_history = ck.history, cache->v_history = cv.history;
-  }
+  if (q_conv1d) short_conv_qkv(*q_conv1d, *k_conv1d, *v_conv1d, q, k, v, cache);
   Tensor gk = gk_up.forward(gk_down.forward(x));
   q = reshape(q, {B, T, H, head_k_dim});
   k = reshape(k, {B, T, H, head_k_dim});

@@ -33,7 +33,7 @@ class RMSNorm : public Module {
 class GatedRMSNorm : public Module {
  public:
   GatedRMSNorm(int64_t dim, double eps, DType dtype = DType::Float32);
-  Tensor forward(const Tensor& x, const Tensor& gate) const { return rms_norm(x, weight, eps) * silu(gate); }
+  Tensor forward(const Tensor& x, const Tensor& gate) const { return gated_rms_norm(x, weight, gate, eps); }
   Tensor weight;
   double eps;
 };
@@ -58,6 +58,18 @@ class ShortConvolution : public Module {
   Tensor weight, bias;
   bool silu;
 };
+
+// q, k, v [B, T, C] through their own short convolutions, in place. With a cache (any type with
+// q_history, k_history, v_history), continues from its histories and updates them.
+template <class Cache>
+void short_conv_qkv(const ShortConvolution& cq, const ShortConvolution& ck, const ShortConvolution& cv, Tensor& q,
+                    Tensor& k, Tensor& v, Cache* cache) {
+  ConvResult rq = cq.forward(q, cache ? cache->q_history : Tensor());
+  ConvResult rk = ck.forward(k, cache ? cache->k_history : Tensor());
+  ConvResult rv = cv.forward(v, cache ? cache->v_history : Tensor());
+  q = rq.y, k = rk.y, v = rv.y;
+  if (cache) cache->q_history = rq.history, cache->k_history = rk.history, cache->v_history = rv.history;
+}
 
 // fla's GatedMLP intermediate size: hidden * ratio * 2/3, rounded up to a multiple of 256.
 int64_t swiglu_intermediate_size(int64_t hidden, int64_t hidden_ratio);

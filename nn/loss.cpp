@@ -67,6 +67,30 @@ Accuracy token_accuracy(const Tensor& logits, const Tensor& labels, int64_t igno
   });
 }
 
+Accuracy sequence_accuracy(const Tensor& logits, const Tensor& labels, int64_t ignore_index) {
+  ROTOR_CHECK(logits.dim() == 3 && labels.dim() == 2 && labels.dtype() == DType::Int64 &&
+                  labels.size(0) == logits.size(0) && labels.size(1) == logits.size(1),
+              "sequence_accuracy", "logits ", shape_str(logits.shape()), " and int64 labels ",
+              shape_str(labels.shape()), " should be [B, T, V] and [B, T]");
+  Tensor pred = core::contiguous(argmax(logits.detach(), 2));
+  Tensor lab = core::contiguous(labels);
+  const int64_t B = labels.size(0), T = labels.size(1);
+  const int64_t* p = pred.data<int64_t>();
+  const int64_t* y = lab.data<int64_t>();
+  Accuracy a;
+  for (int64_t b = 0; b < B; ++b) {
+    bool any = false, all = true;
+    for (int64_t t = 0; t < T; ++t) {
+      if (y[b * T + t] == ignore_index) continue;
+      any = true;
+      all &= p[b * T + t] == y[b * T + t];
+    }
+    a.count += any;
+    a.correct += any && all;
+  }
+  return a;
+}
+
 // Labels mix valid classes and ignored positions; the second output has no valid position.
 ROTOR_GRADCHECK({"cross_entropy", {input({4, 5}, -3.0, 3.0), input({2, 3, 4}, -3.0, 3.0)}, [](auto& x) {
                    Tensor a = from_vector<int64_t>({2, kIgnoreIndex, 4, 0});

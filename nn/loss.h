@@ -26,4 +26,8 @@ struct Accuracy {
 };
 Accuracy token_accuracy(const Tensor& logits, const Tensor& labels, int64_t ignore_index = kIgnoreIndex);
 
+// Exact-sequence accuracy: of the rows of labels [B, T] with at least one valid position, those
+// whose every valid position is predicted right (first argmax of logits [B, T, V] == label).
+Accuracy sequence_accuracy(const Tensor& logits, const Tensor& labels, int64_t ignore_index = kIgnoreIndex);
+
 }  // namespace rotor::nn

@@ -40,6 +40,8 @@ class Module {
   // A parameter kept for interop that never trains (e.g. a fixed temperature).
   Tensor register_buffer_parameter(const std::string& name, Tensor t);
   void register_module(const std::string& name, Module& child);
+  // Direct children in registration order (a walk over the module tree, e.g. initialisation).
+  const std::vector<std::pair<std::string, Module*>>& children() const { return children_; }
 
  private:
   void collect(const std::string& prefix, std::vector<Parameter>& out) const;

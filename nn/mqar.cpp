@@ -8,6 +8,7 @@
 #include "rotor/core/generator.h"
 #include "rotor/core/parallel.h"
 #include "rotor/nn/loss.h"
+#include "rotor/nn/tasks.h"
 
 namespace rotor::nn {
 
@@ -82,16 +83,6 @@ std::vector<double> gap_weights(const MqarConfig& c) {
   return w;
 }
 
-// The seed of row i at attempt a (attempts > 0 redraw a colliding test row).
-uint64_t row_seed(uint64_t seed, int64_t i, int64_t attempt) {
-  return Generator(seed).bits(uint64_t(i) | (uint64_t(attempt) << 40));
-}
-
-std::string_view row_key(const TokenData& d, int64_t i) {
-  const int64_t T = d.seq_len();
-  return {reinterpret_cast<const char*>(d.inputs.data<int64_t>() + i * T), size_t(T) * 8};
-}
-
 }  // namespace
 
 TokenData mqar_generate(const MqarConfig& config, int64_t num_examples, uint64_t seed) {
@@ -103,7 +94,7 @@ TokenData mqar_generate(const MqarConfig& config, int64_t num_examples, uint64_t
   int64_t* in = d.inputs.data<int64_t>();
   int64_t* lab = d.labels.data<int64_t>();
   parallel_for(num_examples, 64, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) generate_row(config, w, row_seed(seed, i, 0), in + i * T, lab + i * T);
+    for (int64_t i = lo; i < hi; ++i) generate_row(config, w, task_row_seed(seed, i, 0), in + i * T, lab + i * T);
   });
   return d;
 }
@@ -111,16 +102,16 @@ TokenData mqar_generate(const MqarConfig& config, int64_t num_examples, uint64_t
 MqarSplits mqar_splits(const MqarConfig& config, int64_t train_size, int64_t test_size, uint64_t seed) {
   MqarSplits s{mqar_generate(config, train_size, seed), mqar_generate(config, test_size, seed + 10)};
   std::unordered_set<std::string_view> train_rows;
-  for (int64_t i = 0; i < s.train.size(); ++i) train_rows.insert(row_key(s.train, i));
+  for (int64_t i = 0; i < s.train.size(); ++i) train_rows.insert(row_bytes(s.train.inputs, i));
   const std::vector<double> w = gap_weights(config);
   const int64_t T = config.seq_len;
   constexpr int64_t kAttempts = 100;
   for (int64_t i = 0; i < s.test.size(); ++i) {
-    for (int64_t attempt = 1; train_rows.count(row_key(s.test, i)); ++attempt) {
+    for (int64_t attempt = 1; train_rows.count(row_bytes(s.test.inputs, i)); ++attempt) {
       ROTOR_CHECK(attempt <= kAttempts, "mqar", "test row ", i, " still equals a train row after ", kAttempts,
                   " redraws: the task (vocab ", config.vocab_size, ", seq_len ", T, ", ", config.num_kv_pairs,
                   " pairs) has too few distinct sequences for ", train_size, " train rows");
-      generate_row(config, w, row_seed(seed + 10, i, attempt), s.test.inputs.data<int64_t>() + i * T,
+      generate_row(config, w, task_row_seed(seed + 10, i, attempt), s.test.inputs.data<int64_t>() + i * T,
                    s.test.labels.data<int64_t>() + i * T);
     }
   }

@@ -63,7 +63,9 @@ SelectiveRoPE::SelectiveRoPE(int64_t head_k_dim_, int64_t model_dim_, int64_t nu
   const char* op = "SelectiveRoPE";
   ROTOR_CHECK(head_k_dim % 2 == 0, op, "head_k_dim must be even, got ", head_k_dim);
   ROTOR_CHECK(model_dim % num_heads == 0, op, "model_dim ", model_dim, " is not divisible by num_heads ", num_heads);
-  ROTOR_CHECK(cfg.conv_act.empty() || cfg.conv_act == "silu", op, "conv_act must be none or silu, got '", cfg.conv_act, "'");
+  // "swish" is the reference's other name for SiLU.
+  const bool conv_silu = cfg.conv_act == "silu" || cfg.conv_act == "swish";
+  ROTOR_CHECK(cfg.conv_act.empty() || conv_silu, op, "conv_act must be none, silu or swish, got '", cfg.conv_act, "'");
   const int64_t channels = num_heads * pe_dim;
   if (cfg.phi_parametrization == "low-rank") {
     ROTOR_CHECK(cfg.phi_proj_rank > 0, op, "phi_proj_rank must be positive, got ", cfg.phi_proj_rank);
@@ -82,7 +84,7 @@ SelectiveRoPE::SelectiveRoPE(int64_t head_k_dim_, int64_t model_dim_, int64_t nu
   }
   register_module("phi_proj", phi_proj_);
   if (!cfg.skip_conv) {
-    phi_conv1d = std::make_unique<ShortConvolution>(channels, cfg.d_conv, false, cfg.conv_act == "silu", gen, dtype);
+    phi_conv1d = std::make_unique<ShortConvolution>(channels, cfg.d_conv, false, conv_silu, gen, dtype);
     register_module("phi_conv1d", *phi_conv1d);
   }
   if (cfg.use_bias) phi_bias = register_parameter("phi_bias", zeros({1, 1, num_heads, pe_dim}, dtype), false);

@@ -14,7 +14,7 @@ struct SelectiveRopeConfig {
   int64_t phi_proj_rank = 32;
   bool skip_conv = false;      // first difference instead of the short convolution
   int64_t d_conv = 4;
-  std::string conv_act;        // "" (none) or "silu"
+  std::string conv_act;        // "" (none), "silu" or its other name "swish"
   bool use_bias = false;       // φ += exp(phi_bias)
   bool use_gate = false;       // φ *= σ(phase_gate_proj(x̂))
   std::string gate_parametrization = "standard";  // per head; "low-rank" per head; "gla" per channel

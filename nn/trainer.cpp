@@ -1,9 +1,12 @@
 #include "rotor/nn/trainer.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 
+#include "rotor/core/io.h"
 #include "rotor/nn/distributed.h"
 
 namespace rotor::nn {
@@ -169,15 +172,73 @@ StepStats Trainer::step() {
   return s;
 }
 
+namespace {
+const char* kSlots[2] = {".optim-a.safetensors", ".optim-b.safetensors"};
+
+// The optimizer file name (no directory) that the model file at path names, "" when none.
+std::string named_optimizer(const std::string& path) {
+  try {
+    for (const auto& [k, v] : load_safetensors_metadata(path))
+      if (k == "optimizer") return v;
+  } catch (const Error&) {
+  }
+  return "";
+}
+
+// "key: saved X, now Y" for every field (dotted, into nested objects) where two configs differ.
+void diff_fields(const Json& saved, const Json& now, const std::string& prefix, std::vector<std::string>& out) {
+  if (saved.is_object() && now.is_object()) {
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : saved.as_object()) keys.push_back(k);
+    for (const auto& [k, v] : now.as_object())
+      if (!saved.find(k)) keys.push_back(k);
+    for (const std::string& k : keys) {
+      const Json* a = saved.find(k);
+      const Json* b = now.find(k);
+      diff_fields(a ? *a : Json(), b ? *b : Json(), prefix.empty() ? k : prefix + "." + k, out);
+    }
+    return;
+  }
+  if (saved.dump() != now.dump()) out.push_back(prefix + ": saved " + saved.dump() + ", now " + now.dump());
+}
+}  // namespace
+
+std::string Trainer::optimizer_path(const std::string& path) {
+  const std::string named = named_optimizer(path);
+  // Only a plain file name beside the model: a model file cannot point elsewhere.
+  if (!named.empty() && named.find('/') == std::string::npos && named != "." && named != "..")
+    return io::dir_of(path) + "/" + named;
+  return path + ".optim.safetensors";
+}
+
+void Trainer::check_save_path(const std::string& path) {
+  io::check_writable(path, "save");
+  for (const char* slot : kSlots) io::check_writable(path + slot, "save");
+}
+
 void Trainer::save(const std::string& path, const Metadata& extra) const {
+  const std::string base = io::base_of(path);
+  const std::string current = named_optimizer(path);
+  const std::string slot = base + (current == base + kSlots[0] ? kSlots[1] : kSlots[0]);
+  const std::string other = base + (slot == base + kSlots[0] ? kSlots[1] : kSlots[0]);
+  const std::string dir = io::dir_of(path);
   Metadata meta = {{"format", "rotor-optimizer"}, {"step", std::to_string(step_)}};
   for (auto& kv : loader.position_metadata()) meta.push_back(std::move(kv));
   meta.insert(meta.end(), {{"loader_seed", std::to_string(loader.seed())},
                            {"loader_batch_size", std::to_string(loader.batch_size())},
                            {"data_fingerprint", loader.fingerprint()},
                            {"train_config", config.to_json().dump()}});
-  save_safetensors(optimizer_path(path), optimizer.state_dict(), meta);
-  save_model(path, model, step_, extra);
+  save_safetensors(dir + "/" + slot, optimizer.state_dict(), meta);
+  Metadata model_meta = {{"optimizer", slot}};
+  model_meta.insert(model_meta.end(), extra.begin(), extra.end());
+  save_model(path, model, step_, model_meta);  // the commit
+  // Files no model file names any more: the previous slot, and the single optimizer file of the
+  // layout before slots.
+  for (const std::string& stale : {dir + "/" + other, path + ".optim.safetensors"}) {
+    io::crash_point("removing " + io::base_of(stale));
+    ::unlink(stale.c_str());
+  }
+  io::sync_dir(dir);
 }
 
 std::string Trainer::resume(const std::string& path) {
@@ -197,8 +258,13 @@ std::string Trainer::resume(const std::string& path) {
               " was saved with loader seed ", seed, " and batch size ", batch_size, ", now ", loader.seed(), " and ",
               loader.batch_size());
   const ModelConfig saved = checkpoint_config(model_file, mwhat);
-  ROTOR_CHECK(saved.to_json().dump() == model.config.to_json().dump(), "resume", mwhat,
-              " holds a model with another config: ", saved.to_json().dump());
+  std::vector<std::string> diffs;
+  diff_fields(saved.to_json(), model.config.to_json(), "", diffs);
+  if (!diffs.empty()) {
+    std::string list;
+    for (const std::string& d : diffs) list += "\n  " + d;
+    ROTOR_FAIL("resume", mwhat, " holds a model with another config (", diffs.size(), " fields differ):", list);
+  }
   // Validate both files fully before writing into the model.
   load_parameters(model, model_file, true, mwhat);
   optimizer.load_state_dict(opt_file.tensors);
@@ -219,6 +285,9 @@ EvalResult evaluate(const LanguageModel& model, const TokenData& data, int64_t b
     loss_sum += cross_entropy(logits, part.labels).item() * double(a.count);
     r.accuracy.correct += a.correct;
     r.accuracy.count += a.count;
+    const Accuracy rows = sequence_accuracy(logits, part.labels);
+    r.sequences.correct += rows.correct;
+    r.sequences.count += rows.count;
   }
   r.loss = r.accuracy.count ? loss_sum / double(r.accuracy.count) : 0.0;
   return r;

@@ -64,16 +64,27 @@ class Trainer {
   StepStats step();
   int64_t step_count() const { return step_; }
 
-  // Writes path (the model file, see checkpoint.h) and optimizer_path(path) (AdamW state,
-  // step, loader position, config and a fingerprint of the training data), both atomically.
-  // The optimizer file is written first, and both carry the step, so a crash between the two
-  // writes is detected by resume() instead of silently mixing two steps.
+  // Writes a checkpoint: path (the model file, see checkpoint.h) and its optimizer file (AdamW
+  // state, step, loader position, config and a fingerprint of the training data). The commit:
+  //   1. the optimizer state goes to the one of two slots, path.optim-a / path.optim-b
+  //      (.safetensors), that the current model file does not name (atomic, fsynced);
+  //   2. the model file, naming that slot in its metadata, replaces path (atomic, fsynced):
+  //      this rename is the commit;
+  //   3. the other slot, now named by no model file, is removed.
+  // A kill at any instant leaves path naming a complete optimizer file of its own step: the new
+  // pair after step 2, the previous one before it.
   void save(const std::string& path, const Metadata& extra = {}) const;
+  // Error unless save(path) can write its files (directory exists and takes files, no path is a
+  // symlink or device): for checking a save path before training.
+  static void check_save_path(const std::string& path);
   // Loads both files into this trainer's model, optimizer and loader: the next step() is the
   // one the saved run would have made. Returns the training settings the run was saved with
   // (TrainConfig as JSON; empty when the file has none), so a caller can tell when they changed.
+  // A saved model config that differs from this trainer's is an error naming the fields.
   std::string resume(const std::string& path);
-  static std::string optimizer_path(const std::string& path) { return path + ".optim.safetensors"; }
+  // The optimizer file paired with the model file at path (the slot its metadata names; the
+  // single path.optim.safetensors of files from before the two slots).
+  static std::string optimizer_path(const std::string& path);
   // Bytes of gradient each rank sends into the all-reduce per step (0 without accumulation).
   int64_t reduce_bytes() const;
 
@@ -92,6 +103,7 @@ class Trainer {
 struct EvalResult {
   double loss = 0;  // mean over labelled positions
   Accuracy accuracy;
+  Accuracy sequences;  // rows with every labelled position right
 };
 // Without gradients, in batches of batch_size rows.
 EvalResult evaluate(const LanguageModel& model, const TokenData& data, int64_t batch_size);

@@ -3,9 +3,11 @@
 #include <doctest/doctest.h>
 
 #include "rotor/autograd/attention.h"
+#include "rotor/autograd/fused.h"
 #include "rotor/autograd/gla.h"
 #include "rotor/autograd/rope.h"
 #include "rotor/autograd/scan.h"
+#include "rotor/core/parallel.h"
 
 using namespace rotor;
 
@@ -219,4 +221,67 @@ TEST_CASE("cumsum runs on the scan: a long single sequence matches a double-prec
   for (int64_t t = 0; t < T; ++t) worst = std::max<long double>(worst, std::abs((run += v[size_t(t)]) - y[size_t(t)]));
   for (int64_t t = T - 1; t >= 0; --t) worst = std::max<long double>(worst, std::abs((back += v[size_t(t)]) - r[size_t(t)]));
   CHECK(double(worst) < 1e-10);  // 2^20 additions of O(1) terms: ~1e-13 of accumulated rounding
+}
+
+TEST_CASE("fused layer ops equal their twins: linear, swiglu, gated_rms_norm, l2_norm, causal_conv1d") {
+  for (DType d : {DType::Float32, DType::Float64}) {
+    INFO("dtype ", dtype_name(d));
+    Generator gen(10);
+    // Row counts and widths that leave ragged SIMD tails; a transposed (strided) input for linear.
+    TensorList lin = {randn({3, 7, 37}, gen, d), randn({21, 37}, gen, d), randn({21}, gen, d)};
+    compare([](const TensorList& x) { return TensorList{linear(x[0], x[1], x[2]), linear(transpose(x[0], 0, 1), x[1])}; },
+            [](const TensorList& x) {
+              return TensorList{linear_unfused(x[0], x[1], x[2]), linear_unfused(transpose(x[0], 0, 1), x[1])};
+            },
+            lin, tolerance(d));
+    compare([](const TensorList& x) { return TensorList{swiglu(x[0])}; },
+            [](const TensorList& x) { return TensorList{swiglu_unfused(x[0])}; }, {randn({5, 9, 2 * 21}, gen, d) * 3.0},
+            tolerance(d));
+    TensorList norm_in = {randn({300, 19}, gen, d), rand({19}, gen, d, 0.5, 1.5), randn({300, 19}, gen, d) * 2.0};
+    compare([](const TensorList& x) { return TensorList{gated_rms_norm(x[0], x[1], x[2], 1e-5)}; },
+            [](const TensorList& x) { return TensorList{gated_rms_norm_unfused(x[0], x[1], x[2], 1e-5)}; }, norm_in,
+            tolerance(d));
+    compare([](const TensorList& x) { return TensorList{l2_norm(x[0], 1e-6)}; },
+            [](const TensorList& x) { return TensorList{l2_norm_unfused(x[0], 1e-6)}; }, {norm_in[0]}, tolerance(d));
+    for (int64_t T : {1, 3, 40}) {
+      INFO("T ", T);
+      TensorList conv = {randn({3, T, 21}, gen, d), randn({21, 1, 4}, gen, d), randn({21}, gen, d), randn({3, 3, 21}, gen, d)};
+      for (bool act : {false, true}) {
+        compare([act](const TensorList& x) { return TensorList{causal_conv1d(x[0], x[1], x[2], x[3], act)}; },
+                [act](const TensorList& x) { return TensorList{causal_conv1d_unfused(x[0], x[1], x[2], x[3], act)}; },
+                conv, tolerance(d));
+        compare([act](const TensorList& x) { return TensorList{causal_conv1d(x[0], x[1], Tensor(), Tensor(), act)}; },
+                [act](const TensorList& x) {
+                  return TensorList{causal_conv1d_unfused(x[0], x[1], Tensor(), Tensor(), act)};
+                },
+                {conv[0], conv[1]}, tolerance(d));
+      }
+    }
+  }
+}
+
+TEST_CASE("fused layer ops give the same bits on one thread and on many") {
+  Generator gen(11);
+  TensorList in = {randn({64, 33, 40}, gen), randn({40, 1, 4}, gen), randn({64 * 33, 2 * 300}, gen),
+                   randn({64 * 33 * 4, 16}, gen), rand({16}, gen, DType::Float32, 0.5, 1.5), randn({700, 40}, gen)};
+  auto run_all = [&] {
+    TensorList leaves;
+    for (const Tensor& t : in) leaves.push_back(core::clone(t).requires_grad_());
+    TensorList outs = {causal_conv1d(leaves[0], leaves[1], Tensor(), Tensor(), true), swiglu(leaves[2]),
+                       gated_rms_norm(leaves[3], leaves[4], leaves[3] * 0.5, 1e-5), linear(leaves[5], select(leaves[0], 0, 0))};
+    Tensor loss;
+    for (const Tensor& o : outs) loss = loss.defined() ? loss + sum(o * o) : sum(o * o);
+    loss.backward();
+    TensorList r = outs;
+    for (const Tensor& l : leaves) r.push_back(l.grad());
+    return r;
+  };
+  set_num_threads(1);
+  TensorList one = run_all();
+  set_num_threads(0);
+  TensorList many = run_all();
+  for (size_t i = 0; i < one.size(); ++i) {
+    INFO("tensor ", i);
+    CHECK(max_abs(one[i] - many[i]) == 0.0);
+  }
 }

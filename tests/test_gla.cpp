@@ -443,6 +443,31 @@ TEST_CASE("float32 kernels agree with the float64 reference") {
   }
 }
 
+// The per-sequence state scratch is carved in 64-byte slices: a K x V state whose size in bytes
+// is not a multiple of 64 must still fit (with assertions on this aborted in Scratch::take).
+TEST_CASE("recurrent and complex kernels take states whose byte size is not a multiple of 64") {
+  for (GlaDims d : {GlaDims{1, 5, 2, 2, 3}, GlaDims{2, 4, 1, 6, 5}}) {
+    CAPTURE(d.K);
+    CAPTURE(d.V);
+    const Problem p(d, 91);
+    const Forward ref = run_forward(p, Order::Reference), rec = run_forward(p, Order::Recurrent);
+    CHECK(rel_rmse(rec.o, ref.o) <= 1e-13);
+    CHECK(rel_rmse(rec.ht, ref.ht) <= 1e-13);
+    const Grads gref = run_backward(p, Order::Reference), grec = run_backward(p, Order::Recurrent);
+    CHECK(rel_rmse(grec.dq, gref.dq) <= 1e-13);
+    CHECK(rel_rmse(grec.dh0, gref.dh0) <= 1e-13);
+    const ComplexProblem c(d, 92);
+    const Forward fa = complex_forward(c, false), fb = complex_forward(c, true);
+    CHECK(rel_rmse(fa.o, fb.o) <= 1e-13);
+    CHECK(rel_rmse(fa.ht, fb.ht) <= 1e-13);
+    // float32: 3 x 5 x 4 = 60 bytes.
+    const std::vector<float> x(size_t(d.B * d.T * d.H * std::max(d.K, d.V)), 0.5f), g(x.size(), -0.1f);
+    std::vector<float> o(x.size()), ht(size_t(d.B * d.H * d.K * d.V));
+    gla_recurrent_forward<float>(d, x.data(), x.data(), x.data(), g.data(), nullptr, o.data(), ht.data(), 0.5f);
+    CHECK(std::isfinite(ht.back()));
+  }
+}
+
 TEST_CASE("complex recurrent kernel equals its reference loop") {
   for (GlaDims d : {GlaDims{2, 33, 2, 16, 24}, GlaDims{1, 40, 1, 60, 100}, GlaDims{1, 1, 1, 2, 1}}) {
     CAPTURE(d.K);

@@ -23,8 +23,10 @@ ModelConfig small_config(const std::string& mixer, const std::string& pe) {
   c.intermediate_size = 48;
   c.position_embedding.type = pe;
   c.position_embedding.theta = 10000;
-  if (mixer == "attn") c.attn_layers = {0, 1};
+  if (mixer == "attn") c.model_type = "transformer";
   if (mixer == "hybrid") c.attn_layers = {1};
+  if (mixer == "gdn" || mixer == "gdn_hybrid") c.model_type = "gated_deltanet", c.head_dim = 8;
+  if (mixer == "gdn_hybrid") c.attn_layers = {0};
   return c;
 }
 
@@ -122,17 +124,17 @@ TEST_CASE("zero_grad clears every parameter gradient") {
 }
 
 TEST_CASE("streaming a prefix then single tokens gives the full forward's logits") {
-  for (std::string mixer : {"gla", "attn", "hybrid"})
+  for (std::string mixer : {"gla", "attn", "hybrid", "gdn", "gdn_hybrid"})
     for (std::string pe : {"nope", "rope", "selective_rope"})
       for (bool short_conv : {false, true})
         for (int64_t prefix : {1, 2, 37}) {
-          if (short_conv && mixer == "attn") continue;  // convolutions belong to GLA
+          if (short_conv && mixer == "attn") continue;  // convolutions belong to GLA and Gated DeltaNet
           ModelConfig c = small_config(mixer, pe);
           c.use_short_conv = short_conv;
           Generator gen(11);
           LanguageModel m(c, gen);
           scale_weights(m, 10.0);
-          const int64_t T = 70;  // > 64: the full forward takes GLA's chunked form
+          const int64_t T = 70;  // > 64: the full forward takes the chunked form
           Tensor ids = randint(0, c.vocab_size, {2, T}, gen);
           NoGradGuard ng;
           Tensor full = m.forward(ids);
@@ -152,7 +154,6 @@ TEST_CASE("positions matter only with a position embedding") {
   for (std::string pe : {"nope", "rope", "selective_rope"}) {
     ModelConfig c = small_config("attn", pe);
     c.num_hidden_layers = 1;
-    c.attn_layers = {0};
     Generator gen(3);
     LanguageModel m(c, gen);
     scale_weights(m, 10.0);

@@ -7,18 +7,13 @@
 #include "rotor/core/parallel.h"
 #include "rotor/nn/loss.h"
 #include "rotor/nn/mqar.h"
+#include "task_test_util.h"
 
 using namespace rotor;
 using namespace rotor::nn;
 
-namespace {
-std::vector<int64_t> row(const Tensor& t, int64_t i) {
-  const int64_t T = t.size(1);
-  const int64_t* p = t.data<int64_t>() + i * T;
-  return std::vector<int64_t>(p, p + T);
-}
-bool same(const Tensor& a, const Tensor& b) { return a.to_vector<int64_t>() == b.to_vector<int64_t>(); }
-}  // namespace
+using testutil::row;
+using testutil::same;
 
 TEST_CASE("MQAR rows: context of distinct key-value pairs, queries labelled with the value that followed the key") {
   for (MqarConfig c : {MqarConfig{8192, 64, 4}, MqarConfig{8192, 256, 16}, MqarConfig{100, 32, 8}}) {

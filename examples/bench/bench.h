@@ -56,7 +56,9 @@ void bench_core(Bench& b);
 void bench_rope(Bench& b);
 void bench_attn(Bench& b);
 void bench_gla(Bench& b);
+void bench_gdn(Bench& b);
 void bench_scan(Bench& b);
 void bench_train(Bench& b);
+void bench_toy(Bench& b);
 
 }  // namespace bench

@@ -34,10 +34,12 @@ int main(int argc, char** argv) {
       {"rope", bench::bench_rope},
       {"attn", bench::bench_attn},
       {"gla", bench::bench_gla},
+      {"gdn", bench::bench_gdn},
       {"scan", bench::bench_scan},
       {"train", bench::bench_train},
+      {"toy", bench::bench_toy},
   };
-  if (!json) std::printf("OpenBLAS kernels: %s, threads: %d\n", rotor::kernels::blas_core_name(), rotor::num_threads());
+  if (!json) std::printf("OpenBLAS kernels: %s, threads: %d\n", rotor::kernels::blas_core_name().c_str(), rotor::num_threads());
   bench::Bench b(json);
   bool ran = false;
   for (const auto& g : groups) {

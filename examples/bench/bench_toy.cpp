@@ -1,0 +1,153 @@
+// Group "toy": the training step of the small models people train here (the main job's MQAR
+// models and the state-tracking setting), each against raw cblas_sgemm at exactly the products
+// that step performs.
+//
+// For every model: one step is run with a GEMM tracer installed (kernels/blas.h), which lists the
+// shape of every product of the forward and backward; then each distinct shape is timed with raw
+// cblas_sgemm on packed operands, on one OpenBLAS thread and on all of rotor's threads. A shape's
+// reference time is the better of the all-thread time and the one-thread time divided by the
+// thread count (independent products side by side). Their sum over the step, divided by the
+// measured step time, is toy.<model>.gemm_share: 1 would mean the step costs no more than its
+// products done by raw BLAS. Also reported: tokens/s and rotor's allocator peak during a step.
+//
+// A model is one line of kModels.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bench.h"
+#include "rotor/core/generator.h"
+#include "rotor/kernels/blas.h"
+#include "rotor/nn/mqar.h"
+#include "rotor/nn/trainer.h"
+
+namespace bench {
+namespace {
+
+using namespace rotor;
+using namespace rotor::nn;
+
+struct ToyModel {
+  const char* name;
+  const char* task;  // "mqar" (8 key-value pairs) or "parity" (running parity of random bits)
+  int64_t vocab, seq_len, dim, layers, heads, batch;
+  const char* pe;  // "nope", "rope" or "selective_rope"
+  bool pe_bias, short_conv;
+};
+
+const ToyModel kModels[] = {
+    // name                          task      V   T   d   L  H   B   position         bias   conv
+    {"mqar_gla_nope",                "mqar",   64, 32, 64, 2, 4, 64, "nope",           false, false},
+    {"mqar_gla_rope",                "mqar",   64, 32, 64, 2, 4, 64, "rope",           false, false},
+    {"mqar_gla_selective_rope",      "mqar",   64, 32, 64, 2, 4, 64, "selective_rope", false, false},
+    {"mqar_gla_selective_rope_bias", "mqar",   64, 32, 64, 2, 4, 64, "selective_rope", true,  false},
+    {"mqar_gla_short_conv",          "mqar",   64, 32, 64, 2, 4, 64, "nope",           false, true},
+    {"mqar_gla_selective_rope_t64",  "mqar",  128, 64, 64, 2, 4, 64, "selective_rope", true,  false},
+    {"parity_gla_selective_rope",    "parity",  2, 64, 32, 1, 4, 64, "selective_rope", true,  false},
+};
+
+ModelConfig model_config(const ToyModel& m) {
+  ModelConfig c;
+  c.vocab_size = m.vocab;
+  c.hidden_size = m.dim;
+  c.num_hidden_layers = m.layers;
+  c.num_heads = m.heads;
+  c.expand_k = 1.0;
+  c.expand_v = 1.0;
+  c.use_short_conv = m.short_conv;
+  c.position_embedding.type = m.pe;
+  c.position_embedding.selective.use_bias = m.pe_bias;
+  return c;
+}
+
+TokenData toy_data(const ToyModel& m, int64_t rows) {
+  if (std::string(m.task) == "mqar") return mqar_generate(MqarConfig{m.vocab, m.seq_len, 8}, rows, 0);
+  // Parity: label t is the parity of bits 0..t.
+  Generator gen(0);
+  TokenData d{Tensor::empty({rows, m.seq_len}, DType::Int64), Tensor::empty({rows, m.seq_len}, DType::Int64)};
+  int64_t *x = d.inputs.data<int64_t>(), *y = d.labels.data<int64_t>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0, p = 0; t < m.seq_len; ++t) {
+      x[r * m.seq_len + t] = gen.next_int(0, 2);
+      p ^= x[r * m.seq_len + t];
+      y[r * m.seq_len + t] = p;
+    }
+  return d;
+}
+
+// Seconds of one raw cblas_sgemm of this shape on packed operands, on the current OpenBLAS threads.
+double raw_sgemm_seconds(const kernels::GemmShape& s) {
+  const int64_t lda = s.trans_a ? s.m : s.k, ldb = s.trans_b ? s.k : s.n;
+  std::vector<float> a(size_t(s.m * s.k), 0.5f), b(size_t(s.k * s.n), 0.25f), c(size_t(s.m * s.n));
+  const double work = std::max(1.0, double(s.m) * double(s.n) * double(s.k));
+  const int reps = int(std::clamp(2e7 / work, 1.0, 2000.0));  // ~0.1-1 ms per timed run
+  const double sec = time_median([&] {
+    for (int r = 0; r < reps; ++r)
+      cblas_sgemm(CblasRowMajor, s.trans_a ? CblasTrans : CblasNoTrans, s.trans_b ? CblasTrans : CblasNoTrans,
+                  blasint(s.m), blasint(s.n), blasint(s.k), 1.f, a.data(), blasint(lda), b.data(), blasint(ldb),
+                  0.f, c.data(), blasint(s.n));
+  }, 7);
+  return sec / reps;
+}
+
+// The raw-BLAS time of a step's products (see the header).
+double raw_gemm_seconds(const std::vector<kernels::GemmShape>& shapes, int& distinct) {
+  std::map<std::tuple<bool, bool, int64_t, int64_t, int64_t>, int64_t> count;
+  for (const auto& s : shapes) count[{s.trans_a, s.trans_b, s.m, s.n, s.k}] += 1;
+  distinct = int(count.size());
+  const int threads = rotor::num_threads();
+  double total = 0;
+  for (const auto& [key, n] : count) {
+    const auto [ta, tb, m, nn, k] = key;
+    const kernels::GemmShape s{ta, tb, m, nn, k, false};
+    openblas_set_num_threads(1);
+    const double one = raw_sgemm_seconds(s) / threads;
+    openblas_set_num_threads(threads);
+    const double all = threads > 1 ? raw_sgemm_seconds(s) : one;
+    total += double(n) * std::min(one, all);
+  }
+  openblas_set_num_threads(1);
+  return total;
+}
+
+}  // namespace
+
+void bench_toy(Bench& b) {
+  for (const ToyModel& m : kModels) {
+    const std::string name = std::string("toy.") + m.name;
+    Generator init(0);
+    LanguageModel model(model_config(m), init);
+    BatchLoader loader(toy_data(m, 8 * m.batch), m.batch, 0);
+    TrainConfig tc;
+    tc.steps = 1500, tc.lr = 3e-3, tc.warmup = 100, tc.min_lr = 1e-5;
+    Trainer trainer(model, loader, tc);
+    trainer.step();  // warm-up: allocator caches, first-touch pages
+
+    std::vector<kernels::GemmShape> shapes;
+    kernels::set_gemm_tracer(&shapes);
+    trainer.step();
+    kernels::set_gemm_tracer(nullptr);
+    for (const auto& s : shapes)
+      if (s.is_double) std::fprintf(stderr, "bench: %s ran a float64 product\n", m.name);
+
+    reset_peak_memory();
+    const double step = time_median([&] { trainer.step(); }, 15);
+    const double peak_mb = double(memory_stats().peak_bytes) / (1024.0 * 1024.0);
+    int distinct = 0;
+    const double gemm = raw_gemm_seconds(shapes, distinct);
+    b.report(name + ".step_ms", 1e3 * step, "ms");
+    b.report(name + ".tokens_per_s", double(m.batch * m.seq_len) / step, "tok/s");
+    b.report(name + ".gemms", double(shapes.size()), "products (" + std::to_string(distinct) + " shapes)");
+    b.report(name + ".raw_gemm_ms", 1e3 * gemm, "ms");
+    b.report(name + ".gemm_share", gemm / step, "ratio", "raw sgemm at the step's shapes");
+    b.report(name + ".peak_memory", peak_mb, "MB");
+  }
+}
+
+}  // namespace bench
