@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
     cpu.push_back(cpu_seconds);
     curves.push_back(read_log(log));
     const std::string label = pe == "none" ? "no PE" : pe == "rope" ? "RoPE" : bias ? "Selective RoPE + bias" : "Selective RoPE";
-    series.push_back({label, curves.back().steps, curves.back().test_accuracy});
+    series.push_back({label, curves.back().steps, curves.back().test_accuracy, {}, {}});
     std::printf("\n");
   }
 

@@ -38,13 +38,19 @@ std::string line_plot_svg(const std::vector<Series>& series, const PlotOptions& 
   for (const Series& s : series) longest_label = std::max(longest_label, s.label.size());
   const double left = 70, right = 60 + 7.5 * double(longest_label), top = 40, bottom = 60;
   const double pw = o.width - left - right, ph = o.height - top - bottom;
+  // Positions along x are in axis units: log2(x) on a log axis.
+  auto U = [&](double x) { return o.log2_x ? std::log2(std::max(x, 1e-300)) : x; };
   double x_min = INFINITY, x_max = -INFINITY;
   for (const Series& s : series)
-    for (double x : s.x) x_min = std::min(x_min, x), x_max = std::max(x_max, x);
-  x_min = std::min(x_min, 0.0);  // training curves start at step 0
-  if (!(x_max > x_min)) x_min = 0, x_max = std::max(1.0, x_max);
+    for (double x : s.x) x_min = std::min(x_min, U(x)), x_max = std::max(x_max, U(x));
+  if (o.x_from_zero && !o.log2_x) x_min = std::min(x_min, 0.0);
+  if (!(x_max > x_min)) {
+    if (std::isfinite(x_min)) x_min -= 0.5, x_max = x_min + 1;
+    else x_min = 0, x_max = 1;
+  }
+  if (o.log2_x) x_min -= 0.25, x_max += 0.25;  // keep the end points off the frame
   const double y_min = o.y_min, y_max = o.y_max > o.y_min ? o.y_max : o.y_min + 1;
-  auto X = [&](double x) { return left + (x - x_min) / (x_max - x_min) * pw; };
+  auto X = [&](double x) { return left + (U(x) - x_min) / (x_max - x_min) * pw; };
   auto Y = [&](double y) { return top + (1 - (std::clamp(y, y_min, y_max) - y_min) / (y_max - y_min)) * ph; };
 
   std::string svg;
@@ -61,7 +67,12 @@ std::string line_plot_svg(const std::vector<Series>& series, const PlotOptions& 
     svg += "<text x=\"" + fmt("%.1f", left - 6) + "\" y=\"" + fmt("%.1f", Y(y) + 4) + "\" text-anchor=\"end\">" +
            fmt("%g", std::round(y / ys) * ys) + "</text>\n";
   }
-  for (double x = std::ceil(x_min / xs) * xs; x <= x_max + 1e-9; x += xs) {
+  std::vector<double> x_ticks;
+  if (o.log2_x)
+    for (double e = std::ceil(x_min); e <= x_max + 1e-9; e += 1) x_ticks.push_back(std::exp2(e));
+  else
+    for (double x = std::ceil(x_min / xs) * xs; x <= x_max + 1e-9; x += xs) x_ticks.push_back(x);
+  for (double x : x_ticks) {
     svg += "<line x1=\"" + fmt("%.1f", X(x)) + "\" x2=\"" + fmt("%.1f", X(x)) + "\" y1=\"" + fmt("%.1f", top) +
            "\" y2=\"" + fmt("%.1f", top + ph) + "\" stroke=\"#eee\"/>\n";
     svg += "<text x=\"" + fmt("%.1f", X(x)) + "\" y=\"" + fmt("%.1f", top + ph + 18) + "\" text-anchor=\"middle\">" +
@@ -74,7 +85,17 @@ std::string line_plot_svg(const std::vector<Series>& series, const PlotOptions& 
          "\" text-anchor=\"middle\">" + escape(o.x_label) + "</text>\n";
   svg += "<text transform=\"translate(18," + fmt("%.1f", top + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
          escape(o.y_label) + "</text>\n";
-  // Curves (with a dot per point) and the legend.
+  // Bands first (under every line), then curves (with a dot per point) and the legend.
+  for (size_t i = 0; i < series.size(); ++i) {
+    const Series& s = series[i];
+    const size_t n = std::min({s.x.size(), s.y_lo.size(), s.y_hi.size()});
+    if (n == 0) continue;
+    std::string pts;
+    for (size_t k = 0; k < n; ++k) pts += fmt("%.1f,", X(s.x[k])) + fmt("%.1f ", Y(s.y_hi[k]));
+    for (size_t k = n; k-- > 0;) pts += fmt("%.1f,", X(s.x[k])) + fmt("%.1f ", Y(s.y_lo[k]));
+    svg += std::string("<polygon fill-opacity=\"0.18\" stroke=\"none\" fill=\"") + colors[i % 6] + "\" points=\"" +
+           pts + "\"/>\n";
+  }
   for (size_t i = 0; i < series.size(); ++i) {
     const Series& s = series[i];
     const char* c = colors[i % 6];

@@ -230,7 +230,8 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
   const int64_t K = a.d.K, V = a.d.V, C = a.C, L = a.rows(c), ldkv = ch.ldkv(), ldqs = ch.ldqs();
   const T scale = a.scale;
   const Inputs<T> in = inputs(a, bh, c);
-  const auto dout = a.at(a.dout, bh, c, V), dv = a.at(a.dv, bh, c, V);
+  const auto dout = a.at(a.dout, bh, c, V);
+  const auto dv = a.at(a.dv, bh, c, V);
   const auto dq = a.at(a.dq, bh, c, K), dk = a.at(a.dk, bh, c, K);
   const auto dg = a.at(a.dg, bh, c, 1), dbeta = a.at(a.dbeta, bh, c, 1);
   ch.prepare(L, in, true);

@@ -239,7 +239,8 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
   const T scale = a.scale;
   const auto q = a.at(a.q, bh, c, K), k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K);
   const auto v = a.at(a.v, bh, c, V);
-  const auto dout = a.at(a.dout, bh, c, V), dv = a.at(a.dv, bh, c, V);
+  const auto dout = a.at(a.dout, bh, c, V);
+  const auto dv = a.at(a.dv, bh, c, V);
   T *dA = w.dA, *dqc = w.dqc, *dkc = w.dkc, *db = w.db;
   ch.prepare(L, q, k, g, true);
   // dA = scale do v^T, the gradient of the scores (scale folded in), on and below the diagonal

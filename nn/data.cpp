@@ -1,9 +1,11 @@
 #include "rotor/nn/data.h"
 
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 
 #include "rotor/core/generator.h"
+#include "rotor/nn/checkpoint.h"
 
 namespace rotor::nn {
 
@@ -15,6 +17,27 @@ TokenData TokenData::rows(int64_t begin, int64_t end) const {
   std::memcpy(out.inputs.data<int64_t>(), inputs.data<int64_t>() + begin * T, size_t((end - begin) * T) * 8);
   std::memcpy(out.labels.data<int64_t>(), labels.data<int64_t>() + begin * T, size_t((end - begin) * T) * 8);
   return out;
+}
+
+uint64_t fnv1a(const void* data, size_t bytes, uint64_t h) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+std::string hex64(uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string data_fingerprint(const TokenData& data) {
+  uint64_t h = fnv1a(nullptr, 0);
+  for (const Tensor& t : {data.inputs, data.labels}) {
+    Tensor c = core::contiguous(t);
+    h = fnv1a(c.raw_data(), size_t(c.numel()) * dtype_size(c.dtype()), h);
+  }
+  return hex64(h);
 }
 
 BatchLoader::BatchLoader(TokenData data, int64_t batch_size, uint64_t seed)
@@ -32,6 +55,14 @@ void BatchLoader::set_position(Position p) {
   ROTOR_CHECK(p.epoch >= 0 && p.cursor >= 0 && p.cursor <= data_.size(), "BatchLoader",
               "invalid position (epoch ", p.epoch, ", cursor ", p.cursor, ")");
   pos_ = p;
+}
+
+Metadata BatchLoader::position_metadata() const {
+  return {{"loader_epoch", std::to_string(pos_.epoch)}, {"loader_cursor", std::to_string(pos_.cursor)}};
+}
+
+void BatchLoader::restore_position(const SafetensorsContent& file, const std::string& what) {
+  set_position({metadata_int(file, "loader_epoch", "resume", what), metadata_int(file, "loader_cursor", "resume", what)});
 }
 
 void BatchLoader::shuffle() {

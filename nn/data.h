@@ -1,7 +1,9 @@
 // Token data sets and the loader that walks them in shuffled batches.
 #pragma once
 #include <cstdint>
+#include <string>
 
+#include "rotor/core/safetensors.h"
 #include "rotor/core/tensor.h"
 
 namespace rotor::nn {
@@ -14,15 +16,39 @@ struct TokenData {
   TokenData rows(int64_t begin, int64_t end) const;  // a copy of rows [begin, end)
 };
 
+// FNV-1a over the bytes of inputs and labels: a cheap identity of a data set.
+std::string data_fingerprint(const TokenData& data);
+uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 1469598103934665603ULL);  // continues from h
+std::string hex64(uint64_t h);
+
+// What a Trainer draws batches from. Its position is a few integers that a checkpoint's
+// metadata carries, so a resumed run draws the batches the saved one would have drawn.
+class Loader {
+ public:
+  virtual ~Loader() = default;
+  virtual TokenData next() = 0;
+  virtual int64_t batch_size() const = 0;
+  virtual uint64_t seed() const = 0;
+  virtual std::string fingerprint() const = 0;  // identity of the data drawn from
+  virtual Metadata position_metadata() const = 0;
+  // Reads the keys position_metadata() wrote (rotor::Error naming `what` when absent or invalid).
+  virtual void restore_position(const SafetensorsContent& file, const std::string& what) = 0;
+};
+
 // Yields batches of `batch_size` rows in a fresh random order every epoch; the last rows of an
 // epoch that do not fill a batch are skipped (drop_last). The order of epoch e is a pure
 // function of (seed, e), so the loader's whole state is (epoch, cursor) and a resumed loader
 // continues exactly where the saved one stopped.
-class BatchLoader {
+class BatchLoader : public Loader {
  public:
   BatchLoader(TokenData data, int64_t batch_size, uint64_t seed);
 
-  TokenData next();
+  TokenData next() override;
+  int64_t batch_size() const override { return batch_; }
+  uint64_t seed() const override { return seed_; }
+  std::string fingerprint() const override { return data_fingerprint(data_); }
+  Metadata position_metadata() const override;
+  void restore_position(const SafetensorsContent& file, const std::string& what) override;
 
   struct Position {
     int64_t epoch = 0;
@@ -32,8 +58,6 @@ class BatchLoader {
   void set_position(Position p);
 
   const TokenData& data() const { return data_; }
-  int64_t batch_size() const { return batch_; }
-  uint64_t seed() const { return seed_; }
 
  private:
   void shuffle();

@@ -64,7 +64,7 @@ struct RankPart {
 };
 }  // namespace
 
-Trainer::Trainer(LanguageModel& m, BatchLoader& l, const TrainConfig& c, World* world)
+Trainer::Trainer(LanguageModel& m, Loader& l, const TrainConfig& c, World* world)
     : model(m),
       loader(l),
       config(c),
@@ -172,18 +172,6 @@ StepStats Trainer::step() {
   return s;
 }
 
-std::string data_fingerprint(const TokenData& data) {
-  uint64_t h = 1469598103934665603ULL;
-  for (const Tensor& t : {data.inputs, data.labels}) {
-    Tensor c = core::contiguous(t);
-    const auto* p = static_cast<const unsigned char*>(c.raw_data());
-    for (int64_t i = 0, n = c.numel() * int64_t(dtype_size(c.dtype())); i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
 namespace {
 const char* kSlots[2] = {".optim-a.safetensors", ".optim-b.safetensors"};
 
@@ -229,20 +217,17 @@ void Trainer::check_save_path(const std::string& path) {
 }
 
 void Trainer::save(const std::string& path, const Metadata& extra) const {
-  const auto pos = loader.position();
   const std::string base = io::base_of(path);
   const std::string current = named_optimizer(path);
   const std::string slot = base + (current == base + kSlots[0] ? kSlots[1] : kSlots[0]);
   const std::string other = base + (slot == base + kSlots[0] ? kSlots[1] : kSlots[0]);
   const std::string dir = io::dir_of(path);
-  Metadata meta = {{"format", "rotor-optimizer"},
-                   {"step", std::to_string(step_)},
-                   {"loader_epoch", std::to_string(pos.epoch)},
-                   {"loader_cursor", std::to_string(pos.cursor)},
-                   {"loader_seed", std::to_string(loader.seed())},
-                   {"loader_batch_size", std::to_string(loader.batch_size())},
-                   {"data_fingerprint", data_fingerprint(loader.data())},
-                   {"train_config", config.to_json().dump()}};
+  Metadata meta = {{"format", "rotor-optimizer"}, {"step", std::to_string(step_)}};
+  for (auto& kv : loader.position_metadata()) meta.push_back(std::move(kv));
+  meta.insert(meta.end(), {{"loader_seed", std::to_string(loader.seed())},
+                           {"loader_batch_size", std::to_string(loader.batch_size())},
+                           {"data_fingerprint", loader.fingerprint()},
+                           {"train_config", config.to_json().dump()}});
   save_safetensors(dir + "/" + slot, optimizer.state_dict(), meta);
   Metadata model_meta = {{"optimizer", slot}};
   model_meta.insert(model_meta.end(), extra.begin(), extra.end());
@@ -266,9 +251,8 @@ std::string Trainer::resume(const std::string& path) {
   ROTOR_CHECK(opt_step == step, "resume", owhat, " is from step ", opt_step, " but ", mwhat, " from step ", step,
               " (an interrupted save?): they do not belong together");
   const std::string* fp = opt_file.find_metadata("data_fingerprint");
-  ROTOR_CHECK(fp && *fp == data_fingerprint(loader.data()), "resume", owhat,
-              " was saved while training on other data (fingerprint ", fp ? *fp : "none", ", now ",
-              data_fingerprint(loader.data()), "): use the same task, sizes and seed to resume");
+  ROTOR_CHECK(fp && *fp == loader.fingerprint(), "resume", owhat, " was saved while training on other data (fingerprint ",
+              fp ? *fp : "none", ", now ", loader.fingerprint(), "): use the same task, sizes and seed to resume");
   const int64_t seed = opt_int("loader_seed"), batch_size = opt_int("loader_batch_size");
   ROTOR_CHECK(uint64_t(seed) == loader.seed() && batch_size == loader.batch_size(), "resume", owhat,
               " was saved with loader seed ", seed, " and batch size ", batch_size, ", now ", loader.seed(), " and ",
@@ -284,7 +268,7 @@ std::string Trainer::resume(const std::string& path) {
   // Validate both files fully before writing into the model.
   load_parameters(model, model_file, true, mwhat);
   optimizer.load_state_dict(opt_file.tensors);
-  loader.set_position({opt_int("loader_epoch"), opt_int("loader_cursor")});
+  loader.restore_position(opt_file, owhat);
   step_ = step;
   const std::string* saved_train = opt_file.find_metadata("train_config");
   return saved_train ? *saved_train : std::string();

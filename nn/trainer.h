@@ -58,7 +58,7 @@ class Trainer {
   // the sum is the gradient of the whole batch's mean loss: clipping sees that gradient's
   // norm, as without accumulation. The sum is taken in micro-batch order, (g_0 + g_1) + ...,
   // so R ranks give the bits of one process with grad_accum R.
-  Trainer(LanguageModel& model, BatchLoader& loader, const TrainConfig& config, World* world = nullptr);
+  Trainer(LanguageModel& model, Loader& loader, const TrainConfig& config, World* world = nullptr);
   ~Trainer();
 
   StepStats step();
@@ -89,7 +89,7 @@ class Trainer {
   int64_t reduce_bytes() const;
 
   LanguageModel& model;
-  BatchLoader& loader;
+  Loader& loader;
   TrainConfig config;
   AdamW optimizer;
   LrSchedule schedule;
@@ -107,8 +107,5 @@ struct EvalResult {
 };
 // Without gradients, in batches of batch_size rows.
 EvalResult evaluate(const LanguageModel& model, const TokenData& data, int64_t batch_size);
-
-// FNV-1a over the bytes of inputs and labels: a cheap identity of a data set.
-std::string data_fingerprint(const TokenData& data);
 
 }  // namespace rotor::nn

@@ -52,4 +52,5 @@
 #include "rotor/nn/rotary.h"
 #include "rotor/nn/state_tracking.h"
 #include "rotor/nn/tasks.h"
+#include "rotor/nn/text.h"
 #include "rotor/nn/trainer.h"
