@@ -119,7 +119,7 @@ OPS_HEADERS = [
     "rotor/nn/module.h", "rotor/nn/layers.h", "rotor/nn/functional.h", "rotor/nn/rotary.h", "rotor/nn/gla.h",
     "rotor/nn/gated_deltanet.h", "rotor/nn/attention.h", "rotor/nn/model.h", "rotor/nn/loss.h", "rotor/nn/optim.h",
     "rotor/nn/init.h", "rotor/nn/checkpoint.h", "rotor/nn/trainer.h", "rotor/nn/data.h", "rotor/nn/distributed.h",
-    "rotor/nn/mqar.h", "rotor/nn/tasks.h", "rotor/nn/copying.h", "rotor/nn/state_tracking.h", "rotor/nn/recall.h",
+    "rotor/nn/text.h", "rotor/nn/mqar.h", "rotor/nn/tasks.h", "rotor/nn/copying.h", "rotor/nn/state_tracking.h", "rotor/nn/recall.h",
     "rotor/nn/gradcheck_case.h",
 ]
 
