@@ -124,7 +124,11 @@ class JsonCodec {
 };
 
 std::string Json::dump(int indent) const {
-  return JsonCodec::to_nlohmann(*this).dump(indent < 0 ? -1 : indent, ' ', false, njson::error_handler_t::strict);
+  try {
+    return JsonCodec::to_nlohmann(*this).dump(indent < 0 ? -1 : indent, ' ', false, njson::error_handler_t::strict);
+  } catch (const njson::type_error& e) {  // a string that is not UTF-8
+    throw Error(std::string("[json] cannot write: ") + e.what());
+  }
 }
 
 std::ostream& operator<<(std::ostream& out, const Json& j) { return out << j.dump(); }

@@ -62,7 +62,7 @@ std::string escape(const std::string& piece) {
     else if (c == '\t') out += "\\t";
     else if (c == '\r') out += "\\r";
     else if (c == '\\') out += "\\\\";
-    else if (c < 0x20 || c == 0x7f) out += {'\\', 'x', hex[c >> 4], hex[c & 15]};
+    else if (c < 0x20 || c >= 0x7f) out += {'\\', 'x', hex[c >> 4], hex[c & 15]};  // ASCII out: JSON metadata must be UTF-8
     else out += char(c);
   }
   return out;
@@ -342,7 +342,7 @@ double TextSplit::bits_per_byte(double loss_nats) const {
 // ---- text models ----
 
 Metadata TextModelInfo::metadata() const {
-  return {{"task", "text"}, {"vocabulary", vocab.serialize()}, {"document_separator", separator}};
+  return {{"task", "text"}, {"vocabulary", vocab.serialize()}, {"document_separator", escape(separator)}};
 }
 
 std::optional<TextModelInfo> TextModelInfo::from(const SafetensorsContent& file, const std::string& what) {
@@ -351,7 +351,8 @@ std::optional<TextModelInfo> TextModelInfo::from(const SafetensorsContent& file,
   const std::string* vocab = file.find_metadata("vocabulary");
   ROTOR_CHECK(vocab, "text", what, " is a text model without a vocabulary in its metadata");
   const std::string* sep = file.find_metadata("document_separator");
-  return TextModelInfo{Vocabulary::parse(*vocab, what + " vocabulary"), sep ? *sep : std::string()};
+  return TextModelInfo{Vocabulary::parse(*vocab, what + " vocabulary"),
+                       sep ? unescape(*sep, what + " document separator", 1) : std::string()};
 }
 
 std::string display_text(const std::string& bytes, const std::string& separator) {

@@ -30,9 +30,8 @@ class Vocabulary {
   // space token); blank lines are skipped; ids follow the order of the lines.
   static Vocabulary parse(const std::string& text, const std::string& what = "vocabulary");
   static Vocabulary load(const std::string& path);
-  // "bytes", or the text parse() reads back: what a checkpoint stores.
+  // The text parse() reads back, in ASCII (bytes outside it escaped): what a checkpoint stores.
   std::string serialize() const;
-  static Vocabulary deserialize(const std::string& text, const std::string& what);
 
   int64_t size() const { return int64_t(pieces_.size()); }
   bool is_bytes() const { return bytes_; }

@@ -364,3 +364,27 @@ TEST_CASE("training on text resumes bit-identically through the trainer's checkp
   Trainer trainer(model, loader, tc);
   CHECK_THROWS_WITH_AS(trainer.resume(dir / "ckpt.safetensors"), doctest::Contains("other data"), Error);
 }
+
+TEST_CASE("a text model's checkpoint carries its vocabulary and separator, in ASCII, and reads them back") {
+  TempDir dir;
+  Generator g(3);
+  LanguageModel model(tiny_lm("rope", false), g);
+  const std::string path = dir / "m.safetensors";
+  // The byte vocabulary and a user vocabulary with UTF-8 and control tokens; a non-ASCII separator.
+  for (const Vocabulary& v : {Vocabulary::bytes(), Vocabulary::parse("é\nab\n\\x1e\n\\xff\n\\t\n")}) {
+    const std::string sep = "§§";
+    save_model(path, model, 0, TextModelInfo{v, sep}.metadata());
+    for (char c : v.serialize()) CHECK((unsigned char)c < 0x80);
+    std::optional<TextModelInfo> info = TextModelInfo::from(load_safetensors(path), "m");
+    REQUIRE(info);
+    CHECK(info->separator == sep);
+    CHECK(info->vocab.is_bytes() == v.is_bytes());
+    REQUIRE(info->vocab.size() == v.size());
+    for (int64_t i = 0; i < v.size(); ++i) CHECK(info->vocab.piece(i) == v.piece(i));
+  }
+  // A model of another task has no text metadata.
+  save_model(path, model, 0, {});
+  CHECK_FALSE(TextModelInfo::from(load_safetensors(path), "m"));
+  // Metadata that is not UTF-8 is a clear error, not an escaped library exception.
+  CHECK_THROWS_WITH_AS(save_model(path, model, 0, {{"note", "\xff"}}), doctest::Contains("UTF-8"), Error);
+}
