@@ -1,17 +1,20 @@
-// examples/train — train a small language model on one of the synthetic tasks on CPU.
+// examples/train — train a small language model on a synthetic task or on text, on CPU.
 //
 //   build/examples/train --task parity --short-conv 1 --pe selective_rope --pe-temp-theta 1 --pe-bias 1 --init torch
 //   build/examples/train --task mqar --mixer gla --pe selective_rope --steps 1000 --save ckpt.safetensors
+//   build/examples/train --task text --data book.txt --pe rope --save lm.safetensors     bytes of any text
 //   build/examples/train ... --resume ckpt.safetensors      continue a run exactly where it stopped
 //
 // What it shows: the whole training loop of rotor — data, model, fused cross-entropy, AdamW
 // with warmup + cosine schedule, clipping, evaluation, checkpoints — in one page. Watch the
 // loss fall and the accuracy on labelled positions rise; at the end it prints the test accuracy
 // (on sequences the model never saw) and, for tasks that have them, the accuracy at each
-// evaluation length. --log writes the curve as CSV, --results the final numbers as JSON.
+// evaluation length; on text, validation bits per byte instead. --log writes the curve as CSV,
+// --results the final numbers as JSON.
 //
 // Each task is one entry of kTasks: a function that reads the task's flags and returns its
-// vocabulary and a generator of its train / test / per-length data (nn/tasks.h).
+// vocabulary and a generator of its train / test / per-length data (nn/tasks.h). Text streams
+// its training windows from a loader of its own and reports bits per byte (nn/text.h).
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -23,13 +26,14 @@
 #include "rotor/nn/mqar.h"
 #include "rotor/nn/recall.h"
 #include "rotor/nn/state_tracking.h"
+#include "rotor/nn/text.h"
 #include "rotor/nn/trainer.h"
 
 using namespace rotor;
 using namespace rotor::nn;
 
 static const char* kUsage = R"(usage: train [flags]
-  task      --task parity|cyclic|s3|a5|s5|copy|mqar|recall  (each task's flags below)
+  task      --task parity|cyclic|s3|a5|s5|copy|mqar|recall|text  (each task's flags below)
     parity, cyclic, s3, a5, s5   word problems over S2, Z_m, S3, A5, S5: label = running product
             --seq-len 64  --min-len 0 (> 0: training lengths uniform in [min-len, seq-len])
             --bos 1 (start token)  --eval-lengths 128,256  --modulus 5 (cyclic)
@@ -38,6 +42,11 @@ static const char* kUsage = R"(usage: train [flags]
             --train-size 10000  --test-size 500
     mqar    --vocab 8192  --seq-len 64  --kv-pairs 4  --train-size 20000  --test-size 1000
     recall  (MAD in-context recall)  --vocab 16  --seq-len 128  --train-size 12800  --test-size 1280
+    text    bytes of a file or of every text file under a directory (default: the fortunes corpus)
+            --data PATH  --doc-sep % (a line that ends a document; "" for none)  --vocab FILE (one
+            token per line; default: the 256 bytes)  --split document|block  --val-fraction 0.05
+            --seq-len 128 (training window)  --eval-windows 256  --eval-lengths 256,512 (2T, 4T)
+            checkpoints carry the vocabulary: examples/infer --generate prints text
   model     --mixer gla|gdn|attn  --pe none|rope|selective_rope  --dim 128  --layers 2  --heads 8
             --expand-k 1  --expand-v 1  --short-conv 0|1 (q/k/v convolutions; gdn: 1)  --init reference|torch
             gdn (Gated DeltaNet): --head-dim 0 (dim/heads)  --neg-eigval 0|1 (beta in (0, 2))
@@ -58,6 +67,12 @@ struct TaskSetup {
   std::string summary;  // one line for the banner
   int64_t vocab_size = 0;
   std::function<TaskData(uint64_t seed)> generate;
+  // Set by tasks that stream their training data (text): the loader to train from, instead of a
+  // shuffled pass over TaskData::train.
+  std::function<std::unique_ptr<Loader>(int64_t batch, uint64_t seed)> loader = {};
+  // Set by text: evaluations report validation bits per byte of a mean loss.
+  std::function<double(double loss)> bits_per_byte = {};
+  Metadata checkpoint_metadata = {};  // stored beside the weights (text: the vocabulary)
 };
 using TaskReader = std::function<TaskSetup(examples::Flags&)>;
 
@@ -128,10 +143,47 @@ TaskSetup recall_task(examples::Flags& flags) {
           [c, train_size, test_size](uint64_t seed) { return recall_splits(c, train_size, test_size, seed); }};
 }
 
+// Bytes of real text: random windows of the train text, evaluation on held-out windows that end
+// at the same positions at every length (nn/text.h).
+TaskSetup text_task(examples::Flags& flags) {
+  const std::string path = flags.str("data", default_text_corpus());
+  TextOptions o;
+  o.separator = flags.str("doc-sep", "%");
+  const std::string vocab_path = flags.str("vocab", "");
+  o.split = flags.str("split", "document", {"document", "block"});
+  o.validation_fraction = flags.real("val-fraction", 0.05, 1e-9, 0.9);
+  const int64_t T = flags.integer("seq-len", 128, 1, 1 << 16);
+  const int64_t windows = flags.integer("eval-windows", 256, 1, 1 << 20);
+  const std::vector<int64_t> lengths = flags.integers("eval-lengths", {2 * T, 4 * T}, 1, 1 << 20);
+  const Vocabulary vocab = vocab_path.empty() ? Vocabulary::bytes() : Vocabulary::load(vocab_path);
+  auto text = std::make_shared<TextData>();  // read by generate, then drawn from by the loader
+  TaskSetup s;
+  s.summary = path + ", windows of " + std::to_string(T) + (vocab.is_bytes() ? " bytes" : " tokens") +
+              (lengths.empty() ? "" : ", eval at " + join(lengths));
+  s.vocab_size = vocab.size();
+  s.generate = [=](uint64_t) {
+    *text = load_text(path, vocab, o);
+    std::printf("text: %s, %lld files, %lld documents (%lld repeats dropped); train %lld bytes, validation %lld bytes (%s split)\n",
+                path.c_str(), (long long)text->files, (long long)text->documents, (long long)text->duplicates,
+                (long long)text->train.bytes, (long long)text->validation.bytes, o.split.c_str());
+    int64_t longest = T;
+    for (int64_t l : lengths) longest = std::max(longest, l);
+    const std::vector<int64_t> ends = evaluation_ends(text->validation, longest, windows);
+    TaskData d;
+    d.test = windows_ending_at(text->validation, ends, T);
+    for (int64_t l : lengths) d.lengths.push_back({l, windows_ending_at(text->validation, ends, l)});
+    return d;
+  };
+  s.loader = [text, T](int64_t batch, uint64_t seed) { return std::make_unique<TextLoader>(text->train, batch, T, seed); };
+  s.bits_per_byte = [text](double loss) { return text->validation.bits_per_byte(loss); };
+  s.checkpoint_metadata = TextModelInfo{vocab, o.separator}.metadata();
+  return s;
+}
+
 const std::map<std::string, TaskReader> kTasks = {
     {"parity", state_tracking_task("S2")}, {"cyclic", state_tracking_task("Z")}, {"s3", state_tracking_task("S3")},
     {"a5", state_tracking_task("A5")},     {"s5", state_tracking_task("S5")},    {"copy", copy_task},
-    {"mqar", mqar_task},                   {"recall", recall_task},
+    {"mqar", mqar_task},                   {"recall", recall_task},      {"text", text_task},
 };
 
 std::vector<std::string> task_names() {
@@ -153,7 +205,13 @@ Evaluation eval(const LanguageModel& model, const TokenData& data, int64_t batch
 int main(int argc, char** argv) {
   examples::Flags flags(argc, argv, kUsage);
   const std::string task_name = flags.str("task", "mqar", task_names());
-  TaskSetup task = kTasks.at(task_name)(flags);
+  TaskSetup task;
+  try {
+    task = kTasks.at(task_name)(flags);
+  } catch (const Error& e) {  // a task file (a vocabulary) that cannot be read
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
 
   ModelConfig model_config;
   const std::string mixer = flags.str("mixer", "gla", {"gla", "gdn", "attn"});
@@ -213,13 +271,15 @@ int main(int argc, char** argv) {
     if (!save_path.empty()) Trainer::check_save_path(save_path);  // before the work it would keep
     // 1. Data: disjoint train and test sets, and a loader that shuffles the train set.
     TaskData data = task.generate(seed);
-    if (batch > data.train.size()) flags.fail("--batch must not exceed --train-size");
-    BatchLoader loader(data.train, batch, seed);
+    if (!task.loader && batch > data.train.size()) flags.fail("--batch must not exceed --train-size");
+    std::unique_ptr<Loader> loader =
+        task.loader ? task.loader(batch, seed) : std::make_unique<BatchLoader>(data.train, batch, seed);
+    const bool bpb = bool(task.bits_per_byte);
 
     // 2. Model and trainer (a resumed run overwrites parameters, optimizer and loader state).
     Generator init(seed);
     LanguageModel model(model_config, init);
-    Trainer trainer(model, loader, train);
+    Trainer trainer(model, *loader, train);
     const std::string saved_train = resume_path.empty() ? "" : trainer.resume(resume_path);
     std::printf("model: %s + %s, %lld parameters (%lld in matmuls); %s %s; %lld steps of %lld\n", mixer.c_str(),
                 pe.c_str(), (long long)model.num_parameters(), (long long)model.matmul_parameters(), task_name.c_str(),
@@ -235,12 +295,18 @@ int main(int argc, char** argv) {
       const bool append = trainer.step_count() > 0;
       log.open(log_path, append ? std::ios::app : std::ios::trunc);
       if (!log) throw Error("[train] cannot open --log " + log_path);
-      if (!append) log << "step,loss,accuracy,test_accuracy,lr,grad_norm,test_sequence_accuracy\n";
+      if (!append) log << "step,loss,accuracy,test_accuracy,lr,grad_norm,test_sequence_accuracy,test_loss,test_bits_per_byte\n";
     }
 
     // 4. The loop.
     examples::Progress progress(trainer.step_count(), stop_at, std::max<int64_t>(1, train.steps / 20));
     Evaluation test{-1, -1, 0};
+    auto test_text = [&](const Evaluation& e) {
+      char buf[64];
+      if (bpb) std::snprintf(buf, sizeof buf, "  val %.4f bits/byte", task.bits_per_byte(e.loss));
+      else std::snprintf(buf, sizeof buf, "  test acc %.4f", e.accuracy);
+      return std::string(buf);
+    };
     while (trainer.step_count() < stop_at) {
       StepStats s;
       try {
@@ -251,37 +317,47 @@ int main(int argc, char** argv) {
         if (!save_path.empty()) std::fprintf(stderr, "the last good checkpoint is %s (if one was saved)\n", save_path.c_str());
         return 1;
       }
-      std::string extra, test_cell, test_sequence_cell;  // empty cells on steps without evaluation
+      std::string extra, test_cell, test_sequence_cell, test_loss_cell, bpb_cell;  // empty without evaluation
       if ((eval_every && s.step % eval_every == 0) || s.step == stop_at) {
         test = eval(model, data.test, batch);
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "  test acc %.4f", test.accuracy);
-        extra = buf;
+        extra = test_text(test);
         test_cell = std::to_string(test.accuracy);
         test_sequence_cell = std::to_string(test.sequence_accuracy);
+        test_loss_cell = std::to_string(test.loss);
+        if (bpb) bpb_cell = std::to_string(task.bits_per_byte(test.loss));
       }
       if (log) log << s.step << ',' << s.loss << ',' << s.accuracy << ',' << test_cell << ',' << s.lr << ','
-                   << s.grad_norm << ',' << test_sequence_cell << '\n' << std::flush;
+                   << s.grad_norm << ',' << test_sequence_cell << ',' << test_loss_cell << ',' << bpb_cell << '\n'
+                   << std::flush;
       progress.update(s.step, s.loss, s.accuracy, double(s.tokens), extra);
-      if (!save_path.empty() && save_every && s.step % save_every == 0) trainer.save(save_path);
+      if (!save_path.empty() && save_every && s.step % save_every == 0) trainer.save(save_path, task.checkpoint_metadata);
     }
     progress.newline();
-    if (!save_path.empty()) trainer.save(save_path);
+    if (!save_path.empty()) trainer.save(save_path, task.checkpoint_metadata);
     if (test.accuracy < 0) test = eval(model, data.test, batch);
-    std::printf("final test accuracy: %.4f, sequences all right: %.4f  (%s + %s, %lld steps, %s)\n", test.accuracy,
-                test.sequence_accuracy, mixer.c_str(), pe.c_str(), (long long)trainer.step_count(),
-                examples::Progress::clock(progress.seconds()).c_str());
+    const std::string run = mixer + " + " + pe + ", " + std::to_string(trainer.step_count()) + " steps, " +
+                            examples::Progress::clock(progress.seconds());
+    if (bpb)
+      std::printf("final validation: %.4f bits per byte, next-token accuracy %.4f  (%s)\n", task.bits_per_byte(test.loss),
+                  test.accuracy, run.c_str());
+    else
+      std::printf("final test accuracy: %.4f, sequences all right: %.4f  (%s)\n", test.accuracy, test.sequence_accuracy,
+                  run.c_str());
 
     // 5. Length generalisation: the same model on test sets of other lengths.
     Json lengths = Json::array();
-    if (!data.lengths.empty()) std::printf("%10s %10s %10s\n", "length", "accuracy", "sequences");
+    if (!data.lengths.empty())
+      std::printf("%10s %10s %10s\n", "length", bpb ? "bits/byte" : "accuracy", bpb ? "accuracy" : "sequences");
     for (const LengthSplit& l : data.lengths) {
       const Evaluation e = eval(model, l.data, batch);
-      std::printf("%10lld %10.4f %10.4f\n", (long long)l.length, e.accuracy, e.sequence_accuracy);
+      if (bpb) std::printf("%10lld %10.4f %10.4f\n", (long long)l.length, task.bits_per_byte(e.loss), e.accuracy);
+      else std::printf("%10lld %10.4f %10.4f\n", (long long)l.length, e.accuracy, e.sequence_accuracy);
       Json row = Json::object();
       row.set("length", l.length);
       row.set("accuracy", e.accuracy);
       row.set("sequence_accuracy", e.sequence_accuracy);
+      row.set("loss", e.loss);
+      if (bpb) row.set("bits_per_byte", task.bits_per_byte(e.loss));
       lengths.push(row);
     }
     if (!results_path.empty()) {
@@ -292,6 +368,7 @@ int main(int argc, char** argv) {
       r.set("test_accuracy", test.accuracy);
       r.set("test_sequence_accuracy", test.sequence_accuracy);
       r.set("test_loss", test.loss);
+      if (bpb) r.set("test_bits_per_byte", task.bits_per_byte(test.loss));
       r.set("lengths", lengths);
       r.set("model", model.config.to_json());
       r.set("train", train.to_json());
