@@ -1,9 +1,12 @@
 // rotor's differentiable tensor API. Every function here records its backward when grad mode
 // is on and an input requires grad; integer, boolean and comparison results never do.
-// Broadcasting follows NumPy; dtypes of float operands must match (a C++ double scalar takes
-// the tensor's dtype).
+// Broadcasting follows NumPy. Dtypes promote as in PyTorch (result_type in core/tensor.h):
+// float32 + float64 is float64, an int64 tensor times 2.5 is float32, int64 + int64 stays int64;
+// a C++ scalar does not widen a float tensor (float32 * 0.5 is float32). The gradient of a
+// promoted input comes back in the input's own dtype.
 #pragma once
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "rotor/autograd/node.h"
@@ -16,16 +19,17 @@ namespace rotor {
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
-Tensor div(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);  // true division: integers give kDefaultFloat
 Tensor pow(const Tensor& a, const Tensor& b);
-Tensor pow(const Tensor& a, double exponent);
-Tensor add(const Tensor& a, double b);
-Tensor sub(const Tensor& a, double b);
-Tensor mul(const Tensor& a, double b);
-Tensor div(const Tensor& a, double b);
+Tensor pow(const Tensor& a, Scalar exponent);
+Tensor add(const Tensor& a, Scalar b);
+Tensor sub(const Tensor& a, Scalar b);
+Tensor mul(const Tensor& a, Scalar b);
+Tensor div(const Tensor& a, Scalar b);
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
 
+// Unary ops; the floating ones (exp ... gelu) turn integer and bool inputs into kDefaultFloat.
 Tensor neg(const Tensor& x);
 Tensor abs(const Tensor& x);
 Tensor square(const Tensor& x);
@@ -43,21 +47,40 @@ Tensor silu(const Tensor& x);
 Tensor softplus(const Tensor& x);
 Tensor logsigmoid(const Tensor& x);  // min(x,0) - log1p(exp(-|x|)), stable for any x
 Tensor relu(const Tensor& x);
+Tensor erf(const Tensor& x);
+Tensor sign(const Tensor& x);  // -1, 0 or 1 (keeps integer dtypes); its gradient is zero
+// x * Phi(x) with Phi the standard normal CDF (approximate "none"), or PyTorch's
+// approximate "tanh": x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+Tensor gelu(const Tensor& x, std::string_view approximate = "none");
+// min(max(x, min), max) with either bound optional; the gradient passes where min <= x <= max.
+Tensor clamp(const Tensor& x, std::optional<Scalar> min, std::optional<Scalar> max = std::nullopt);
+Tensor isnan(const Tensor& x);     // bool
+Tensor isfinite(const Tensor& x);  // bool: not NaN and not infinite
 
-// Comparisons and logic (bool results, not differentiable).
+// Comparisons and logic (bool results, not differentiable). Operands promote first, so an
+// int64 tensor compares with 0.5 as a float would.
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);
 Tensor lt(const Tensor& a, const Tensor& b);
 Tensor le(const Tensor& a, const Tensor& b);
 Tensor gt(const Tensor& a, const Tensor& b);
 Tensor ge(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, Scalar b);
+Tensor ne(const Tensor& a, Scalar b);
+Tensor lt(const Tensor& a, Scalar b);
+Tensor le(const Tensor& a, Scalar b);
+Tensor gt(const Tensor& a, Scalar b);
+Tensor ge(const Tensor& a, Scalar b);
 Tensor logical_and(const Tensor& a, const Tensor& b);
 Tensor logical_or(const Tensor& a, const Tensor& b);
 Tensor logical_not(const Tensor& a);
 
-// cond ? a : b (differentiable in a and b).
+// cond ? a : b (differentiable in a and b; a and b promote to their result_type).
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
-Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+Tensor where(const Tensor& cond, const Tensor& a, Scalar b);
+Tensor where(const Tensor& cond, Scalar a, const Tensor& b);
+// x with `value` where mask is true; keeps x's dtype (a fractional value into an integer x is an error).
+Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value);
 // Bool [rows, cols]: true on and below (tril) / on and above (triu) diagonal k.
 Tensor tril_mask(int64_t rows, int64_t cols, int64_t k = 0);
 Tensor triu_mask(int64_t rows, int64_t cols, int64_t k = 0);
@@ -65,29 +88,55 @@ Tensor triu_mask(int64_t rows, int64_t cols, int64_t k = 0);
 Tensor tril(const Tensor& x, int64_t k = 0);
 Tensor triu(const Tensor& x, int64_t k = 0);
 
-// Operators, with C++ scalars on either side.
+// Operators, with C++ scalars on either side. Comparisons give bool tensors (a > b, a == 0.0);
+// &, |, ^ and ~ are the logical ops on bool tensors.
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
 Tensor operator/(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& x);
-Tensor operator+(const Tensor& a, double b);
-Tensor operator-(const Tensor& a, double b);
-Tensor operator*(const Tensor& a, double b);
-Tensor operator/(const Tensor& a, double b);
-Tensor operator+(double a, const Tensor& b);
-Tensor operator-(double a, const Tensor& b);
-Tensor operator*(double a, const Tensor& b);
-Tensor operator/(double a, const Tensor& b);
+Tensor operator+(const Tensor& a, Scalar b);
+Tensor operator-(const Tensor& a, Scalar b);
+Tensor operator*(const Tensor& a, Scalar b);
+Tensor operator/(const Tensor& a, Scalar b);
+Tensor operator+(Scalar a, const Tensor& b);
+Tensor operator-(Scalar a, const Tensor& b);
+Tensor operator*(Scalar a, const Tensor& b);
+Tensor operator/(Scalar a, const Tensor& b);
+Tensor operator==(const Tensor& a, const Tensor& b);
+Tensor operator!=(const Tensor& a, const Tensor& b);
+Tensor operator<(const Tensor& a, const Tensor& b);
+Tensor operator<=(const Tensor& a, const Tensor& b);
+Tensor operator>(const Tensor& a, const Tensor& b);
+Tensor operator>=(const Tensor& a, const Tensor& b);
+Tensor operator==(const Tensor& a, Scalar b);
+Tensor operator!=(const Tensor& a, Scalar b);
+Tensor operator<(const Tensor& a, Scalar b);
+Tensor operator<=(const Tensor& a, Scalar b);
+Tensor operator>(const Tensor& a, Scalar b);
+Tensor operator>=(const Tensor& a, Scalar b);
+Tensor operator==(Scalar a, const Tensor& b);
+Tensor operator!=(Scalar a, const Tensor& b);
+Tensor operator<(Scalar a, const Tensor& b);
+Tensor operator<=(Scalar a, const Tensor& b);
+Tensor operator>(Scalar a, const Tensor& b);
+Tensor operator>=(Scalar a, const Tensor& b);
+Tensor operator&(const Tensor& a, const Tensor& b);
+Tensor operator|(const Tensor& a, const Tensor& b);
+Tensor operator^(const Tensor& a, const Tensor& b);
+Tensor operator~(const Tensor& a);
 
 // In place (not differentiable; an error on a tensor that requires grad while grad mode is on).
 // Each bumps the storage version, which is how autograd notices a saved tensor was changed.
-Tensor& add_(Tensor& dst, const Tensor& src, double alpha = 1.0);  // dst += alpha * src
-Tensor& mul_(Tensor& dst, const Tensor& src);
-Tensor& mul_(Tensor& dst, double value);
-Tensor& fill_(Tensor& dst, double value);
-Tensor& zero_(Tensor& dst);
-Tensor& copy_(Tensor& dst, const Tensor& src);
+// dst is a handle: a temporary works (mul_(w.grad(), 0.5) scales w's gradient) and the result
+// is dst again. The result dtype must fit dst (can_cast): float32 dst += float64 src rounds to
+// float32; an int64 dst times 0.5 is an error.
+Tensor add_(const Tensor& dst, const Tensor& src, Scalar alpha = 1);  // dst += alpha * src
+Tensor mul_(const Tensor& dst, const Tensor& src);
+Tensor mul_(const Tensor& dst, Scalar value);
+Tensor fill_(const Tensor& dst, Scalar value);  // value converted to dst's dtype
+Tensor zero_(const Tensor& dst);
+Tensor copy_(const Tensor& dst, const Tensor& src);  // any dtypes, converted
 
 // ---- reductions (ops_reduce.cpp); empty dims = all dims ----
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
@@ -100,6 +149,12 @@ Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 Tensor cumsum(const Tensor& x, int64_t dim, bool reverse = false);
+// Product over dims; its gradient is the product of the other elements (exact with zeros).
+Tensor prod(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+// sum((x - mean)^2) / (N - correction), as PyTorch: correction 1 is the unbiased estimate,
+// 0 the population variance; N - correction <= 0 gives inf or NaN as in PyTorch.
+Tensor var(const Tensor& x, const std::vector<int64_t>& dims = {}, double correction = 1, bool keepdim = false);
+Tensor std(const Tensor& x, const std::vector<int64_t>& dims = {}, double correction = 1, bool keepdim = false);
 
 // ---- shapes and views (ops_shape.cpp): views share storage, gradients flow to the base ----
 Tensor reshape(const Tensor& x, const Shape& shape);  // a view when strides allow, else a copy
@@ -122,6 +177,14 @@ Tensor concat(const TensorList& xs, int64_t dim);
 Tensor stack(const TensorList& xs, int64_t dim);
 TensorList split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
 TensorList chunk(const Tensor& x, int64_t chunks, int64_t dim);
+// The elements in reverse order along each of dims (a copy, as in PyTorch).
+Tensor flip(const Tensor& x, const std::vector<int64_t>& dims);
+// x tiled sizes[d] times along each dim; sizes may have more entries than x has dims (x is then
+// read as [1, ..., 1, *x.shape()]), as torch.Tensor.repeat.
+Tensor repeat(const Tensor& x, const std::vector<int64_t>& sizes);
+// Constant padding as torch.nn.functional.pad: pads = {left, right} of the last dim, then of
+// the one before, ...; a negative entry crops.
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, Scalar value = 0);
 
 // ---- normalisation (ops_norm.cpp) ----
 // x * rsqrt(mean(x^2, -1) + eps) * weight, weight [x.size(-1)].

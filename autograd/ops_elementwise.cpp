@@ -13,6 +13,25 @@ using kernels::Unary;
 
 namespace {
 Tensor scalar_like(const Tensor& t, double v) { return scalar_tensor(v, t.dtype()); }
+
+// x in dtype d: x itself when it already is (no graph node), else a differentiable conversion,
+// so the gradient of a promoted input comes back in its own dtype.
+Tensor as_dtype(const Tensor& x, DType d) { return x.dtype() == d ? x : to_dtype(x, d); }
+
+// The operands of a binary op in their common dtype (kDefaultFloat at least when to_float).
+std::pair<Tensor, Tensor> promoted(const Tensor& a, const Tensor& b, bool to_float = false) {
+  ROTOR_CHECK(a.defined() && b.defined(), "promote", "undefined operand");
+  DType d = result_type(a, b);
+  if (to_float && !is_floating(d)) d = kDefaultFloat;
+  return {as_dtype(a, d), as_dtype(b, d)};
+}
+
+// A scalar operand as the 0-d tensor PyTorch wraps it in: of a's dtype when that holds it, of
+// the promoted dtype otherwise (int64 tensor * 2.5 -> float32).
+Tensor scalar_operand(const Tensor& a, const Scalar& s) {
+  ROTOR_CHECK(a.defined(), "scalar op", "undefined tensor");
+  return scalar_tensor(s, result_type(a, s));
+}
 }  // namespace
 
 // ---- binary ----
@@ -20,13 +39,15 @@ Tensor scalar_like(const Tensor& t, double v) { return scalar_tensor(v, t.dtype(
 static const OpDef kAdd{"add"}, kSub{"sub"}, kMul{"mul"}, kDiv{"div"}, kPow{"pow"}, kPowScalar{"pow_scalar"},
     kMaximum{"maximum"}, kMinimum{"minimum"};
 
-Tensor add(const Tensor& a, const Tensor& b) {
+Tensor add(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promoted(a_in, b_in);
   Tensor out = kernels::binary(Binary::Add, a, b);
   if (needs_grad({a, b})) record(kAdd, {a, b}, {out}, [](const TensorList& g, auto&) { return TensorList{g[0], g[0]}; });
   return out;
 }
 
-Tensor sub(const Tensor& a, const Tensor& b) {
+Tensor sub(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promoted(a_in, b_in);
   Tensor out = kernels::binary(Binary::Sub, a, b);
   if (needs_grad({a, b}))
     record(kSub, {a, b}, {out}, [](const TensorList& g, const std::vector<bool>& needs) {
@@ -35,7 +56,8 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor mul(const Tensor& a, const Tensor& b) {
+Tensor mul(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promoted(a_in, b_in);
   Tensor out = kernels::binary(Binary::Mul, a, b);
   if (needs_grad({a, b}))
     // Each factor is needed only for the other's gradient: x * 0.5 keeps nothing of x alive.
@@ -47,7 +69,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor div(const Tensor& a, const Tensor& b) {
+Tensor div(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promoted(a_in, b_in, true);
   Tensor out = kernels::binary(Binary::Div, a, b);
   if (needs_grad({a, b}))
     record(kDiv, {a, b}, {out},
@@ -58,7 +81,17 @@ Tensor div(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor pow(const Tensor& a, const Tensor& b) {
+namespace {
+void check_int_exponent(const Tensor& e) {
+  if (e.dtype() != DType::Int64) return;
+  for (int64_t v : e.to_vector<int64_t>())
+    ROTOR_CHECK(v >= 0, "pow", "an integer tensor to the negative integer power ", v, "; convert to float first");
+}
+}  // namespace
+
+Tensor pow(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promoted(a_in, b_in);
+  check_int_exponent(b);
   Tensor out = kernels::binary(Binary::Pow, a, b);
   if (needs_grad({a, b}))
     record(kPow, {a, b}, {out},
@@ -77,11 +110,14 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor pow(const Tensor& a, double exponent) {
-  Tensor out = kernels::binary_scalar(Binary::Pow, a, exponent);
+Tensor pow(const Tensor& a_in, Scalar exponent) {
+  Tensor e = scalar_operand(a_in, exponent);
+  Tensor a = as_dtype(a_in, e.dtype());
+  check_int_exponent(e);
+  Tensor out = kernels::binary(Binary::Pow, a, e);
   if (needs_grad({a}))
-    record(kPowScalar, {a}, {out}, [sa = save(a), exponent](const TensorList& g, auto&) {
-      return TensorList{mul(g[0], mul(pow(sa.get(), exponent - 1.0), exponent))};
+    record(kPowScalar, {a}, {out}, [sa = save(a), p = exponent.to_double()](const TensorList& g, auto&) {
+      return TensorList{mul(g[0], mul(pow(sa.get(), p - 1.0), p))};
     });
   return out;
 }
@@ -95,7 +131,8 @@ Tensor choose_grad(const Tensor& g, const Tensor& mine, const Tensor& other, boo
 }
 }  // namespace
 
-Tensor maximum(const Tensor& a, const Tensor& b) {
+Tensor maximum(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promoted(a_in, b_in);
   Tensor out = kernels::binary(Binary::Maximum, a, b);
   if (needs_grad({a, b}))
     record(kMaximum, {a, b}, {out}, [sa = save(a), sb = save(b)](const TensorList& g, const std::vector<bool>& n) {
@@ -105,7 +142,8 @@ Tensor maximum(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor minimum(const Tensor& a, const Tensor& b) {
+Tensor minimum(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promoted(a_in, b_in);
   Tensor out = kernels::binary(Binary::Minimum, a, b);
   if (needs_grad({a, b}))
     record(kMinimum, {a, b}, {out}, [sa = save(a), sb = save(b)](const TensorList& g, const std::vector<bool>& n) {
@@ -125,7 +163,13 @@ struct UnaryRule {
   Tensor (*grad)(const Tensor& g, const Tensor& x, const Tensor& y);
 };
 
-Tensor unary_op(const UnaryRule& rule, const Tensor& x) {
+bool keeps_integers(Unary k) {
+  return k == Unary::Neg || k == Unary::Abs || k == Unary::Sign || k == Unary::Square || k == Unary::Relu;
+}
+
+Tensor unary_op(const UnaryRule& rule, const Tensor& x_in) {
+  ROTOR_CHECK(x_in.defined(), rule.op.name, "undefined input");
+  const Tensor x = is_floating(x_in.dtype()) || keeps_integers(rule.kernel) ? x_in : as_dtype(x_in, kDefaultFloat);
   Tensor y = kernels::unary(rule.kernel, x);
   if (needs_grad({x}))
     record(rule.op, {x}, {y},
@@ -163,6 +207,25 @@ const UnaryRule kLogSigmoid{OpDef("logsigmoid"), Unary::LogSigmoid, true, false,
 const UnaryRule kRelu{OpDef("relu"), Unary::Relu, true, false, [](auto& g, auto& x, auto&) {
                         return where(gt(x, scalar_like(x, 0.0)), g, scalar_like(g, 0.0));
                       }};
+// d/dx erf(x) = 2/sqrt(pi) exp(-x^2).
+const UnaryRule kErf{OpDef("erf"), Unary::Erf, true, false, [](auto& g, auto& x, auto&) {
+                       return mul(g, mul(exp(neg(square(x))), 1.1283791670955125739));
+                     }};
+const UnaryRule kSign{OpDef("sign"), Unary::Sign, false, false, [](auto& g, auto&, auto&) { return zeros_like(g); }};
+// d/dx x Phi(x) = Phi(x) + x phi(x).
+const UnaryRule kGelu{OpDef("gelu"), Unary::Gelu, true, false, [](auto& g, auto& x, auto&) {
+                        Tensor cdf = mul(add(erf(mul(x, 0.70710678118654752440)), 1.0), 0.5);
+                        Tensor pdf = mul(exp(mul(square(x), -0.5)), 0.39894228040143267794);
+                        return mul(g, add(cdf, mul(x, pdf)));
+                      }};
+// With u = k (x + c x^3), t = tanh u: d/dx x/2 (1 + t) = (1 + t)/2 + x/2 (1 - t^2) k (1 + 3 c x^2).
+const UnaryRule kGeluTanh{OpDef("gelu_tanh"), Unary::GeluTanh, true, false, [](auto& g, auto& x, auto&) {
+                            const double k = 0.79788456080286535588, c = 0.044715;
+                            Tensor x2 = square(x);
+                            Tensor t = tanh(mul(mul(x, add(mul(x2, c), 1.0)), k));
+                            Tensor du = mul(add(mul(x2, 3 * c), 1.0), k);
+                            return mul(g, add(mul(add(t, 1.0), 0.5), mul(mul(x, 0.5), mul(1.0 - square(t), du))));
+                          }};
 }  // namespace
 
 Tensor neg(const Tensor& x) { return unary_op(kNeg, x); }
@@ -182,22 +245,74 @@ Tensor silu(const Tensor& x) { return unary_op(kSilu, x); }
 Tensor softplus(const Tensor& x) { return unary_op(kSoftplus, x); }
 Tensor logsigmoid(const Tensor& x) { return unary_op(kLogSigmoid, x); }
 Tensor relu(const Tensor& x) { return unary_op(kRelu, x); }
+Tensor erf(const Tensor& x) { return unary_op(kErf, x); }
+Tensor sign(const Tensor& x) { return unary_op(kSign, x); }
+
+Tensor gelu(const Tensor& x, std::string_view approximate) {
+  if (approximate == "none") return unary_op(kGelu, x);
+  if (approximate == "tanh") return unary_op(kGeluTanh, x);
+  ROTOR_FAIL("gelu", "approximate must be \"none\" or \"tanh\", got \"", approximate, "\"");
+}
+
+Tensor isnan(const Tensor& x) { return kernels::classify(kernels::Classify::IsNan, x); }
+Tensor isfinite(const Tensor& x) { return kernels::classify(kernels::Classify::IsFinite, x); }
+
+static const OpDef kClamp{"clamp"};
+
+Tensor clamp(const Tensor& x_in, std::optional<Scalar> lo, std::optional<Scalar> hi) {
+  ROTOR_CHECK(x_in.defined(), "clamp", "undefined tensor");
+  ROTOR_CHECK(lo || hi, "clamp", "needs a min or a max (shape ", shape_str(x_in.shape()), ")");
+  DType d = x_in.dtype();
+  if (lo) d = promote_types(d, result_type(x_in, *lo));
+  if (hi) d = promote_types(d, result_type(x_in, *hi));
+  Tensor x = as_dtype(x_in, d);
+  Tensor out = x;
+  if (lo) out = kernels::binary(Binary::Maximum, out, scalar_tensor(*lo, d));
+  if (hi) out = kernels::binary(Binary::Minimum, out, scalar_tensor(*hi, d));
+  if (out.is_same(x)) out = core::clone(x);
+  if (needs_grad({x}))
+    // As PyTorch: the gradient passes where min <= x <= max, bounds included.
+    record(kClamp, {x}, {out}, [sx = save(x), lo, hi](const TensorList& g, auto&) {
+      const Tensor& xv = sx.get();
+      Tensor pass = ones(xv.shape(), DType::Bool);
+      if (lo) pass = logical_and(pass, ge(xv, *lo));
+      if (hi) pass = logical_and(pass, le(xv, *hi));
+      return TensorList{where(pass, g[0], 0)};
+    });
+  return out;
+}
 
 // ---- comparisons, where, masks ----
 
-Tensor eq(const Tensor& a, const Tensor& b) { return kernels::compare(kernels::Compare::Eq, a, b); }
-Tensor ne(const Tensor& a, const Tensor& b) { return kernels::compare(kernels::Compare::Ne, a, b); }
-Tensor lt(const Tensor& a, const Tensor& b) { return kernels::compare(kernels::Compare::Lt, a, b); }
-Tensor le(const Tensor& a, const Tensor& b) { return kernels::compare(kernels::Compare::Le, a, b); }
-Tensor gt(const Tensor& a, const Tensor& b) { return kernels::compare(kernels::Compare::Gt, a, b); }
-Tensor ge(const Tensor& a, const Tensor& b) { return kernels::compare(kernels::Compare::Ge, a, b); }
+namespace {
+Tensor compare_promoted(kernels::Compare op, const Tensor& a, const Tensor& b) {
+  ROTOR_CHECK(a.defined() && b.defined(), "compare", "undefined operand");
+  DType d = result_type(a, b);
+  return kernels::compare(op, core::to_dtype(a, d), core::to_dtype(b, d));
+}
+Tensor compare_promoted(kernels::Compare op, const Tensor& a, const Scalar& b) { return compare_promoted(op, a, scalar_operand(a, b)); }
+}  // namespace
+
+Tensor eq(const Tensor& a, const Tensor& b) { return compare_promoted(kernels::Compare::Eq, a, b); }
+Tensor ne(const Tensor& a, const Tensor& b) { return compare_promoted(kernels::Compare::Ne, a, b); }
+Tensor lt(const Tensor& a, const Tensor& b) { return compare_promoted(kernels::Compare::Lt, a, b); }
+Tensor le(const Tensor& a, const Tensor& b) { return compare_promoted(kernels::Compare::Le, a, b); }
+Tensor gt(const Tensor& a, const Tensor& b) { return compare_promoted(kernels::Compare::Gt, a, b); }
+Tensor ge(const Tensor& a, const Tensor& b) { return compare_promoted(kernels::Compare::Ge, a, b); }
+Tensor eq(const Tensor& a, Scalar b) { return compare_promoted(kernels::Compare::Eq, a, b); }
+Tensor ne(const Tensor& a, Scalar b) { return compare_promoted(kernels::Compare::Ne, a, b); }
+Tensor lt(const Tensor& a, Scalar b) { return compare_promoted(kernels::Compare::Lt, a, b); }
+Tensor le(const Tensor& a, Scalar b) { return compare_promoted(kernels::Compare::Le, a, b); }
+Tensor gt(const Tensor& a, Scalar b) { return compare_promoted(kernels::Compare::Gt, a, b); }
+Tensor ge(const Tensor& a, Scalar b) { return compare_promoted(kernels::Compare::Ge, a, b); }
 Tensor logical_and(const Tensor& a, const Tensor& b) { return kernels::logical(kernels::Logical::And, a, b); }
 Tensor logical_or(const Tensor& a, const Tensor& b) { return kernels::logical(kernels::Logical::Or, a, b); }
 Tensor logical_not(const Tensor& a) { return kernels::logical_not(a); }
 
 static const OpDef kWhere{"where"};
 
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+Tensor where(const Tensor& cond, const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promoted(a_in, b_in);
   Tensor out = kernels::where(cond, a, b);
   if (needs_grad({a, b}))
     record(kWhere, {a, b}, {out}, [sc = save(cond)](const TensorList& g, const std::vector<bool>& needs) {
@@ -208,8 +323,14 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
-  return where(mask, scalar_like(x, value), x);
+Tensor where(const Tensor& cond, const Tensor& a, Scalar b) { return where(cond, a, scalar_operand(a, b)); }
+Tensor where(const Tensor& cond, Scalar a, const Tensor& b) { return where(cond, scalar_operand(b, a), b); }
+
+Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
+  ROTOR_CHECK(x.defined(), "masked_fill", "undefined tensor");
+  ROTOR_CHECK(can_cast(result_type(x, value), x.dtype()), "masked_fill", "value ", value.to_double(),
+              " does not fit the ", dtype_name(x.dtype()), " tensor of shape ", shape_str(x.shape()));
+  return where(mask, scalar_tensor(value, x.dtype()), x);
 }
 
 Tensor tril_mask(int64_t rows, int64_t cols, int64_t k) { return kernels::triangle_mask(rows, cols, k, true); }
@@ -232,18 +353,42 @@ Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
 Tensor operator-(const Tensor& x) { return neg(x); }
-Tensor add(const Tensor& a, double b) { return add(a, scalar_like(a, b)); }
-Tensor sub(const Tensor& a, double b) { return sub(a, scalar_like(a, b)); }
-Tensor mul(const Tensor& a, double b) { return mul(a, scalar_like(a, b)); }
-Tensor div(const Tensor& a, double b) { return div(a, scalar_like(a, b)); }
-Tensor operator+(const Tensor& a, double b) { return add(a, b); }
-Tensor operator-(const Tensor& a, double b) { return sub(a, b); }
-Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
-Tensor operator/(const Tensor& a, double b) { return div(a, b); }
-Tensor operator+(double a, const Tensor& b) { return add(scalar_like(b, a), b); }
-Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(b, a), b); }
-Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(b, a), b); }
-Tensor operator/(double a, const Tensor& b) { return div(scalar_like(b, a), b); }
+Tensor add(const Tensor& a, Scalar b) { return add(a, scalar_operand(a, b)); }
+Tensor sub(const Tensor& a, Scalar b) { return sub(a, scalar_operand(a, b)); }
+Tensor mul(const Tensor& a, Scalar b) { return mul(a, scalar_operand(a, b)); }
+Tensor div(const Tensor& a, Scalar b) { return div(a, scalar_operand(a, b)); }
+Tensor operator+(const Tensor& a, Scalar b) { return add(a, b); }
+Tensor operator-(const Tensor& a, Scalar b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, Scalar b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, Scalar b) { return div(a, b); }
+Tensor operator+(Scalar a, const Tensor& b) { return add(scalar_operand(b, a), b); }
+Tensor operator-(Scalar a, const Tensor& b) { return sub(scalar_operand(b, a), b); }
+Tensor operator*(Scalar a, const Tensor& b) { return mul(scalar_operand(b, a), b); }
+Tensor operator/(Scalar a, const Tensor& b) { return div(scalar_operand(b, a), b); }
+
+Tensor operator==(const Tensor& a, const Tensor& b) { return eq(a, b); }
+Tensor operator!=(const Tensor& a, const Tensor& b) { return ne(a, b); }
+Tensor operator<(const Tensor& a, const Tensor& b) { return lt(a, b); }
+Tensor operator<=(const Tensor& a, const Tensor& b) { return le(a, b); }
+Tensor operator>(const Tensor& a, const Tensor& b) { return gt(a, b); }
+Tensor operator>=(const Tensor& a, const Tensor& b) { return ge(a, b); }
+Tensor operator==(const Tensor& a, Scalar b) { return eq(a, b); }
+Tensor operator!=(const Tensor& a, Scalar b) { return ne(a, b); }
+Tensor operator<(const Tensor& a, Scalar b) { return lt(a, b); }
+Tensor operator<=(const Tensor& a, Scalar b) { return le(a, b); }
+Tensor operator>(const Tensor& a, Scalar b) { return gt(a, b); }
+Tensor operator>=(const Tensor& a, Scalar b) { return ge(a, b); }
+// A scalar on the left is the mirrored comparison: 0 < a is a > 0.
+Tensor operator==(Scalar a, const Tensor& b) { return eq(b, a); }
+Tensor operator!=(Scalar a, const Tensor& b) { return ne(b, a); }
+Tensor operator<(Scalar a, const Tensor& b) { return gt(b, a); }
+Tensor operator<=(Scalar a, const Tensor& b) { return ge(b, a); }
+Tensor operator>(Scalar a, const Tensor& b) { return lt(b, a); }
+Tensor operator>=(Scalar a, const Tensor& b) { return le(b, a); }
+Tensor operator&(const Tensor& a, const Tensor& b) { return logical_and(a, b); }
+Tensor operator|(const Tensor& a, const Tensor& b) { return logical_or(a, b); }
+Tensor operator^(const Tensor& a, const Tensor& b) { return kernels::logical(kernels::Logical::Xor, a, b); }
+Tensor operator~(const Tensor& a) { return logical_not(a); }
 
 // ---- in place ----
 
@@ -253,31 +398,44 @@ void check_inplace(const Tensor& dst, const char* op) {
   ROTOR_CHECK(!(grad_enabled() && dst.requires_grad()), op, "in-place update of a tensor of shape ",
               shape_str(dst.shape()), " that requires grad; wrap it in a NoGradGuard (or detach it)");
 }
+
+// src in dst's dtype, after checking that the op's result (of dtype `result`) may be written there.
+Tensor fit_source(const Tensor& dst, const Tensor& src, DType result, const char* op) {
+  ROTOR_CHECK(src.defined(), op, "undefined source");
+  ROTOR_CHECK(can_cast(result, dst.dtype()), op, "the result is ", dtype_name(result), " and cannot be written into the ",
+              dtype_name(dst.dtype()), " tensor of shape ", shape_str(dst.shape()));
+  return core::to_dtype(src, dst.dtype());
+}
 }  // namespace
 
-Tensor& add_(Tensor& dst, const Tensor& src, double alpha) {
+Tensor add_(const Tensor& dst, const Tensor& src, Scalar alpha) {
   check_inplace(dst, "add_");
-  kernels::axpy_(dst, src, alpha);
+  DType result = result_type(dst, src);
+  if (alpha.is_floating() && !is_floating(result)) result = kDefaultFloat;  // int64 dst += 0.5 * src
+  kernels::axpy_(dst, fit_source(dst, src, result, "add_"), alpha.to_double());
   return dst;
 }
 
-Tensor& mul_(Tensor& dst, const Tensor& src) {
+Tensor mul_(const Tensor& dst, const Tensor& src) {
   check_inplace(dst, "mul_");
-  kernels::binary_(Binary::Mul, dst, src);
+  kernels::binary_(Binary::Mul, dst, fit_source(dst, src, result_type(dst, src), "mul_"));
   return dst;
 }
 
-Tensor& mul_(Tensor& dst, double value) { return mul_(dst, scalar_like(dst, value)); }
+Tensor mul_(const Tensor& dst, Scalar value) {
+  check_inplace(dst, "mul_");
+  return mul_(dst, scalar_operand(dst, value));
+}
 
-Tensor& fill_(Tensor& dst, double value) {
+Tensor fill_(const Tensor& dst, Scalar value) {
   check_inplace(dst, "fill_");
-  core::copy_into(dst, scalar_like(dst, value));
+  core::copy_into(dst, scalar_tensor(value, dst.dtype()));
   return dst;
 }
 
-Tensor& zero_(Tensor& dst) { return fill_(dst, 0.0); }
+Tensor zero_(const Tensor& dst) { return fill_(dst, 0); }
 
-Tensor& copy_(Tensor& dst, const Tensor& src) {
+Tensor copy_(const Tensor& dst, const Tensor& src) {
   check_inplace(dst, "copy_");
   core::copy_into(dst, src);
   return dst;
@@ -302,6 +460,13 @@ ROTOR_GRADCHECK({"scalar_operators", {input({2, 3})}, [](auto& x) {
                    return TensorList{(2.0 - x[0]) * 3.0 + x[0] / 4.0 - 1.0 / (x[0] + 3.0)};
                  }});
 
+// Mixed dtypes: int64 and bool operands promote to the float inputs' dtype.
+ROTOR_GRADCHECK({"promote_int_bool", {input({3, 4}), input({4})}, [](auto& x) {
+                   Tensor ids = arange(1, 5);                  // int64 [4]
+                   Tensor mask = (x[1] > 0.0).detach();       // bool [4]
+                   return TensorList{x[0] * ids + mask * x[1] + where(mask, x[0], 2) / ids + pow(x[1], 2)};
+                 }});
+
 ROTOR_GRADCHECK({"neg", {transposed({3, 4})}, [](auto& x) { return TensorList{-x[0]}; }});
 ROTOR_GRADCHECK({"abs", {sliced({3, 4})}, [](auto& x) { return TensorList{abs(x[0])}; }});
 ROTOR_GRADCHECK({"square", {input({5})}, [](auto& x) { return TensorList{square(x[0])}; }});
@@ -319,6 +484,14 @@ ROTOR_GRADCHECK({"silu", {input({3, 4}, -5.0, 5.0)}, [](auto& x) { return Tensor
 ROTOR_GRADCHECK({"softplus", {input({3, 4}, -30.0, 30.0)}, [](auto& x) { return TensorList{softplus(x[0])}; }});
 ROTOR_GRADCHECK({"logsigmoid", {sliced({3, 4}, -30.0, 30.0)}, [](auto& x) { return TensorList{logsigmoid(x[0])}; }});
 ROTOR_GRADCHECK({"relu", {input({3, 4})}, [](auto& x) { return TensorList{relu(x[0])}; }});
+ROTOR_GRADCHECK({"erf", {input({3, 4}, -3.0, 3.0)}, [](auto& x) { return TensorList{erf(x[0])}; }});
+ROTOR_GRADCHECK({"sign", {sliced({3, 4})}, [](auto& x) { return TensorList{sign(x[0]) + x[0]}; }});
+ROTOR_GRADCHECK({"gelu", {transposed({3, 4}, -4.0, 4.0)}, [](auto& x) { return TensorList{gelu(x[0])}; }});
+ROTOR_GRADCHECK({"gelu_tanh", {input({3, 4}, -4.0, 4.0)}, [](auto& x) { return TensorList{gelu(x[0], "tanh")}; }});
+// Random inputs do not land on the bounds, where clamp is not differentiable.
+ROTOR_GRADCHECK({"clamp", {input({4, 5}, -2.0, 2.0)}, [](auto& x) {
+                   return TensorList{clamp(x[0], -0.5, 0.7), clamp(x[0], std::nullopt, 0.25), clamp(x[0], -1)};
+                 }});
 
 ROTOR_GRADCHECK({"where", {input({3, 4}), transposed({3, 4})}, [](auto& x) {
                    Tensor cond = gt(x[0], scalar_like(x[0], 0.0)).detach();

@@ -116,28 +116,113 @@ Tensor full(const Shape& shape, double value, DType dtype) {
 }
 Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
 Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor scalar_tensor(double value, DType dtype) { return full({}, value, dtype); }
+Tensor scalar_tensor(Scalar value, DType dtype) {
+  if (value.is_floating() || is_floating(dtype)) return full({}, value.to_double(), dtype);
+  Tensor t = Tensor::empty({}, dtype);  // an integer stays exact past 2^53
+  dispatch_all(dtype, [&](auto tag) { *static_cast<decltype(tag)*>(t.raw_data()) = decltype(tag)(value.to_int()); });
+  return t;
+}
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
 Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.dtype()); }
 Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype()); }
 
-Tensor arange(double start, double end, double step, DType dtype) {
-  ROTOR_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), "arange",
-              "start, end and step must be finite, got ", start, ", ", end, ", ", step);
-  ROTOR_CHECK(step != 0, "arange", "step must be non-zero (start ", start, ", end ", end, ")");
-  double count = std::ceil((end - start) / step);
+Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype_in) {
+  const bool integral = !start.is_floating() && !end.is_floating() && !step.is_floating();
+  const DType dtype = dtype_in ? *dtype_in : integral ? DType::Int64 : kDefaultFloat;
+  const double s = start.to_double(), e = end.to_double(), st = step.to_double();
+  ROTOR_CHECK(std::isfinite(s) && std::isfinite(e) && std::isfinite(st), "arange",
+              "start, end and step must be finite, got ", s, ", ", e, ", ", st);
+  ROTOR_CHECK(st != 0, "arange", "step must be non-zero (start ", s, ", end ", e, ")");
+  double count = std::ceil((e - s) / st);
   // Past 2^53 the count is not even exact (and int64_t(count) overflows past 2^63).
-  ROTOR_CHECK(count < 0x1p53, "arange", "[", start, ", ", end, ") in steps of ", step, " has ", count,
-              " elements");
+  ROTOR_CHECK(count < 0x1p53, "arange", "[", s, ", ", e, ") in steps of ", st, " has ", count, " elements");
   int64_t n = count > 0 ? int64_t(count) : 0;
   Tensor t = Tensor::empty({n}, dtype);
   dispatch_numeric(dtype, "arange", [&](auto tag) {
     using T = decltype(tag);
     T* p = static_cast<T*>(t.raw_data());
-    for (int64_t i = 0; i < n; ++i) p[i] = T(start + double(i) * step);
+    if (integral) {  // exact integer steps, whatever their size
+      const int64_t a = start.to_int(), d = step.to_int();
+      for (int64_t i = 0; i < n; ++i) p[i] = T(a + i * d);
+    } else {
+      for (int64_t i = 0; i < n; ++i) p[i] = T(s + double(i) * st);
+    }
   });
   return t;
+}
+
+Tensor arange(Scalar end, std::optional<DType> dtype) { return arange(0, end, 1, dtype); }
+
+Tensor eye(int64_t n, int64_t m, DType dtype) {
+  if (m < 0) m = n;
+  ROTOR_CHECK(n >= 0, "eye", "negative size n = ", n);
+  Tensor t = zeros({n, m}, dtype);
+  dispatch_all(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = static_cast<T*>(t.raw_data());
+    for (int64_t i = 0; i < std::min(n, m); ++i) p[i * m + i] = T(1);
+  });
+  return t;
+}
+
+// ---- promotion ----
+
+namespace {
+int promotion_rank(DType d) {
+  switch (d) {
+    case DType::Bool: return 0;
+    case DType::Int64: return 1;
+    case DType::Float32: return 2;
+    case DType::Float64: return 3;
+  }
+  return 0;
+}
+
+// PyTorch's combine_categories: `lower` (0-d tensors, then scalars) changes the result only when
+// it is of a higher category (bool < integer < float) than `higher`.
+std::optional<DType> combine(std::optional<DType> higher, std::optional<DType> lower) {
+  if (!higher) return lower;
+  if (!lower) return higher;
+  if (is_floating(*higher)) return higher;
+  if (*higher == DType::Bool || is_floating(*lower)) return promote_types(*higher, *lower);
+  return higher;
+}
+
+struct PromotionState {
+  std::optional<DType> dim, zero, wrapped;
+  void add(const Tensor& t) {
+    auto& slot = t.dim() > 0 ? dim : zero;
+    slot = slot ? promote_types(*slot, t.dtype()) : t.dtype();
+  }
+  void add(const Scalar& s) {
+    DType d = s.kind() == Scalar::Kind::Bool ? DType::Bool : s.kind() == Scalar::Kind::Int ? DType::Int64 : kDefaultFloat;
+    wrapped = wrapped ? promote_types(*wrapped, d) : d;
+  }
+  DType result() const { return combine(dim, combine(zero, wrapped)).value_or(kDefaultFloat); }
+};
+}  // namespace
+
+DType promote_types(DType a, DType b) { return promotion_rank(a) >= promotion_rank(b) ? a : b; }
+
+DType result_type(const Tensor& a, const Tensor& b) {
+  PromotionState s;
+  s.add(a);
+  s.add(b);
+  return s.result();
+}
+
+DType result_type(const Tensor& a, const Scalar& b) {
+  PromotionState s;
+  s.add(a);
+  s.add(b);
+  return s.result();
+}
+
+bool can_cast(DType from, DType to) {
+  if (is_floating(from) && !is_floating(to)) return false;
+  if (from != DType::Bool && to == DType::Bool) return false;
+  return true;
 }
 
 Tensor linspace(double start, double end, int64_t steps, DType dtype) {

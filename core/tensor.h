@@ -8,6 +8,8 @@
 #include <cstring>
 #include <iosfwd>
 #include <memory>
+#include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "rotor/core/dtype.h"
@@ -18,6 +20,35 @@
 namespace rotor {
 
 struct Node;  // autograd/node.h
+
+// PyTorch's default float dtype: what an integer tensor becomes when combined with a floating
+// scalar (int64 tensor * 2.5), divided (true division), or given to exp, sqrt, erf, ...
+inline constexpr DType kDefaultFloat = DType::Float32;
+
+// A C++ number given to an op. It remembers whether it was written as a bool, an integer or a
+// floating value, because that decides the result's dtype as a Python scalar does in PyTorch:
+// an int64 tensor times 2 stays int64, times 2.5 (or 2.0) becomes float32; a float tensor
+// keeps its own dtype whatever the scalar.
+class Scalar {
+ public:
+  enum class Kind : uint8_t { Bool, Int, Float };
+  template <class T>
+    requires std::is_arithmetic_v<T>
+  Scalar(T v)  // NOLINT: implicit, as a literal is written
+      : kind_(std::is_same_v<T, bool> ? Kind::Bool : std::is_integral_v<T> ? Kind::Int : Kind::Float),
+        d_(double(v)),
+        i_(std::is_integral_v<T> ? int64_t(v) : 0) {}
+
+  Kind kind() const { return kind_; }
+  bool is_floating() const { return kind_ == Kind::Float; }
+  double to_double() const { return d_; }
+  int64_t to_int() const { return kind_ == Kind::Float ? int64_t(d_) : i_; }  // exact for integers
+
+ private:
+  Kind kind_;
+  double d_;
+  int64_t i_;
+};
 
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
@@ -104,14 +135,29 @@ class Tensor {
 
 std::ostream& operator<<(std::ostream& out, const Tensor& t);
 
+// ---- dtype promotion, as PyTorch's result_type ----
+// The wider of two dtypes in the order bool < int64 < float32 < float64.
+DType promote_types(DType a, DType b);
+// The dtype of a binary op on a and b. Tensors with dims decide within a category; a 0-d tensor
+// only lifts the category (int64 [n] + float64 0-d is float64, float32 [n] + float64 0-d stays
+// float32); scalars as PyTorch's Python numbers (int64 [n] * 2.5 is kDefaultFloat).
+DType result_type(const Tensor& a, const Tensor& b);
+DType result_type(const Tensor& a, const Scalar& b);
+// Whether an op's result of dtype `from` may be written into a tensor of dtype `to` in place:
+// not float into an integer tensor, not a number into a bool one.
+bool can_cast(DType from, DType to);
+
 // ---- creation ----
 Tensor zeros(const Shape& shape, DType dtype = DType::Float32);
 Tensor ones(const Shape& shape, DType dtype = DType::Float32);
 Tensor full(const Shape& shape, double value, DType dtype = DType::Float32);
-Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::Int64);
-inline Tensor arange(int64_t end, DType dtype = DType::Int64) { return arange(0.0, double(end), 1.0, dtype); }
+// Without a dtype: int64 when start, end and step are all integers, else kDefaultFloat (as PyTorch).
+Tensor arange(Scalar start, Scalar end, Scalar step = 1, std::optional<DType> dtype = std::nullopt);
+Tensor arange(Scalar end, std::optional<DType> dtype = std::nullopt);
 Tensor linspace(double start, double end, int64_t steps, DType dtype = DType::Float32);
-Tensor scalar_tensor(double value, DType dtype = DType::Float32);  // 0-d
+Tensor scalar_tensor(Scalar value, DType dtype = DType::Float32);  // 0-d
+// The n x m identity (m = n when negative).
+Tensor eye(int64_t n, int64_t m = -1, DType dtype = DType::Float32);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor full_like(const Tensor& t, double value);

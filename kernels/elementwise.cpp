@@ -39,7 +39,7 @@ V vabs(V a) {
 
 template <Unary op, class V>
 V apply_unary(V x) {
-  using xsimd::exp, xsimd::log, xsimd::log1p, xsimd::sqrt, xsimd::sin, xsimd::cos, xsimd::tanh;
+  using xsimd::exp, xsimd::log, xsimd::log1p, xsimd::sqrt, xsimd::sin, xsimd::cos, xsimd::tanh, xsimd::erf;
   const V one(1), zero(0);
   if constexpr (op == Unary::Neg) return -x;
   else if constexpr (op == Unary::Abs) return vabs(x);
@@ -61,6 +61,10 @@ V apply_unary(V x) {
   else if constexpr (op == Unary::Softplus) return vmax(x, zero) + log1p(exp(-vabs(x)));
   else if constexpr (op == Unary::LogSigmoid) return vmin(x, zero) - log1p(exp(-vabs(x)));
   else if constexpr (op == Unary::Relu) return vmax(x, zero);
+  else if constexpr (op == Unary::Erf) return erf(x);
+  else if constexpr (op == Unary::Gelu) return V(0.5) * x * (one + erf(x * V(0.70710678118654752440)));
+  else if constexpr (op == Unary::GeluTanh)
+    return V(0.5) * x * (one + tanh(V(0.79788456080286535588) * (x + V(0.044715) * x * x * x)));
 }
 
 template <Binary op, class V>
@@ -70,7 +74,12 @@ V apply_binary(V a, V b) {
   else if constexpr (op == Binary::Mul) return a * b;
   else if constexpr (op == Binary::Div) return a / b;
   else if constexpr (op == Binary::Pow) {
-    if constexpr (is_scalar_v<V>) return V(std::pow(double(a), double(b)));
+    if constexpr (std::is_integral_v<V>) {  // exact, by squaring (wrapping as PyTorch's int64 does)
+      uint64_t r = 1, base = uint64_t(a);
+      for (uint64_t e = b < 0 ? 0 : uint64_t(b); e; e >>= 1, base *= base)
+        if (e & 1) r *= base;
+      return V(r);
+    } else if constexpr (is_scalar_v<V>) return V(std::pow(double(a), double(b)));
     else {
       // xsimd's pow returns 0 for a zero base whatever the exponent; std::pow gives x^0 = 1
       // (which the gradient of x^1 needs at 0) and 0^b = inf for b < 0.
@@ -114,7 +123,7 @@ void binary_run(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t 
 template <Unary op>
 Tensor unary_impl(const Tensor& x) {
   Tensor out = Tensor::empty(x.shape(), x.dtype());
-  if constexpr (op == Unary::Neg || op == Unary::Abs || op == Unary::Sign || op == Unary::Square) {
+  if constexpr (op == Unary::Neg || op == Unary::Abs || op == Unary::Sign || op == Unary::Square || op == Unary::Relu) {
     if (x.dtype() == DType::Int64) {
       StridedLoop<2> loop(x.shape(), {out.strides(), x.strides()});
       const int64_t* xp = x.data<int64_t>();
@@ -155,7 +164,7 @@ void binary_into(const Tensor& out, const Tensor& a, const Tensor& b) {
                               broadcast_strides(b.shape(), b.strides(), shape)});
   const int64_t so = loop.inner_stride(0), sa = loop.inner_stride(1), sb = loop.inner_stride(2);
   if (a.dtype() == DType::Int64) {
-    ROTOR_CHECK(op != Binary::Pow && op != Binary::Div, binary_name(op), "not defined for int64 tensors");
+    ROTOR_CHECK(op != Binary::Div, binary_name(op), "not defined for int64 tensors");
     const int64_t* ap = a.data<int64_t>();
     const int64_t* bp = b.data<int64_t>();
     int64_t* o = out.data<int64_t>();
@@ -203,7 +212,8 @@ decltype(auto) dispatch_binary(Binary op, F&& f) {
 
 const char* unary_name(Unary op) {
   static const char* names[] = {"neg", "abs", "sign", "square", "reciprocal", "exp", "log", "log1p", "sqrt",
-                                "rsqrt", "sin", "cos", "tanh", "sigmoid", "silu", "softplus", "logsigmoid", "relu"};
+                                "rsqrt", "sin", "cos", "tanh", "sigmoid", "silu", "softplus", "logsigmoid", "relu",
+                                "erf", "gelu", "gelu_tanh"};
   return names[int(op)];
 }
 
@@ -220,7 +230,8 @@ Tensor unary(Unary op, const Tensor& x) {
     ROTOR_UNARY_CASE(Reciprocal) ROTOR_UNARY_CASE(Exp) ROTOR_UNARY_CASE(Log) ROTOR_UNARY_CASE(Log1p)
     ROTOR_UNARY_CASE(Sqrt) ROTOR_UNARY_CASE(Rsqrt) ROTOR_UNARY_CASE(Sin) ROTOR_UNARY_CASE(Cos)
     ROTOR_UNARY_CASE(Tanh) ROTOR_UNARY_CASE(Sigmoid) ROTOR_UNARY_CASE(Silu) ROTOR_UNARY_CASE(Softplus)
-    ROTOR_UNARY_CASE(LogSigmoid) ROTOR_UNARY_CASE(Relu)
+    ROTOR_UNARY_CASE(LogSigmoid) ROTOR_UNARY_CASE(Relu) ROTOR_UNARY_CASE(Erf) ROTOR_UNARY_CASE(Gelu)
+    ROTOR_UNARY_CASE(GeluTanh)
 #undef ROTOR_UNARY_CASE
   }
   return Tensor();
@@ -304,6 +315,30 @@ Tensor logical(Logical op, const Tensor& a, const Tensor& b) {
 }
 
 Tensor logical_not(const Tensor& a) { return logical(Logical::Xor, a, full({}, 1.0, DType::Bool)); }
+
+Tensor classify(Classify op, const Tensor& x) {
+  Tensor out = Tensor::empty(x.shape(), DType::Bool);
+  if (!is_floating(x.dtype())) {
+    core::copy_into(out, full({}, op == Classify::IsFinite ? 1.0 : 0.0, DType::Bool));
+    return out;
+  }
+  StridedLoop<2> loop(x.shape(), {out.strides(), x.strides()});
+  dispatch_float(x.dtype(), op == Classify::IsNan ? "isnan" : "isfinite", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = static_cast<const T*>(x.raw_data());
+    bool* o = out.data<bool>();
+    const int64_t sx = loop.inner_stride(1);
+    parallel_for(loop.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
+      loop.for_runs(lo, hi, [&](const std::array<int64_t, 2>& off, int64_t n) {
+        for (int64_t i = 0; i < n; ++i) {
+          T v = xp[off[1] + i * sx];
+          o[off[0] + i] = op == Classify::IsNan ? std::isnan(v) : std::isfinite(v);
+        }
+      });
+    });
+  });
+  return out;
+}
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   ROTOR_CHECK(cond.dtype() == DType::Bool, "where", "condition must be bool, got ", dtype_name(cond.dtype()));

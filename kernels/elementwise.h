@@ -8,11 +8,14 @@ namespace rotor::kernels {
 
 enum class Unary {
   Neg, Abs, Sign, Square, Reciprocal, Exp, Log, Log1p, Sqrt, Rsqrt, Sin, Cos, Tanh,
-  Sigmoid, Silu, Softplus, LogSigmoid, Relu,
+  Sigmoid, Silu, Softplus, LogSigmoid, Relu, Erf,
+  Gelu,      // x * Phi(x) = x/2 (1 + erf(x / sqrt 2))
+  GeluTanh,  // x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's approximate='tanh'
 };
 enum class Binary { Add, Sub, Mul, Div, Pow, Maximum, Minimum };
 enum class Compare { Eq, Ne, Lt, Le, Gt, Ge };
 enum class Logical { And, Or, Xor };
+enum class Classify { IsNan, IsFinite };
 
 const char* unary_name(Unary op);
 const char* binary_name(Binary op);
@@ -23,6 +26,8 @@ Tensor binary_scalar(Binary op, const Tensor& a, double b);  // b in a's dtype
 Tensor compare(Compare op, const Tensor& a, const Tensor& b);  // bool
 Tensor logical(Logical op, const Tensor& a, const Tensor& b);  // bool in, bool out
 Tensor logical_not(const Tensor& a);
+// Bool: x is NaN / x is neither NaN nor infinite (integers: never NaN, always finite).
+Tensor classify(Classify op, const Tensor& x);
 // out = cond ? a : b, cond bool; a and b share a dtype.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "rotor/core/parallel.h"
 #include "rotor/core/view.h"
@@ -344,6 +345,59 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   }
   if (dims.empty()) return core::reshape(g, shape);
   return core::reshape(reduce(Reduce::Sum, g, dims, true), shape);
+}
+
+Tensor prod_rows(const Tensor& x) {
+  ROTOR_CHECK(x.dim() == 2 && x.is_contiguous(), "prod", "expects a contiguous [rows, n] tensor, got ",
+              shape_str(x.shape()));
+  const int64_t rows = x.size(0), n = x.size(1);
+  Tensor out = Tensor::empty({rows}, x.dtype());
+  dispatch_numeric(x.dtype(), "prod", [&](auto tag) {
+    using T = decltype(tag);
+    using Acc = std::conditional_t<std::is_integral_v<T>, T, double>;
+    const T* xp = x.data<T>();
+    T* o = out.data<T>();
+    parallel_for(rows, 64, [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        Acc p = 1;
+        for (int64_t j = 0; j < n; ++j) p *= Acc(xp[r * n + j]);
+        o[r] = T(p);
+      }
+    });
+  });
+  return out;
+}
+
+Tensor prod_rows_backward(const Tensor& x, const Tensor& g) {
+  ROTOR_CHECK(x.dim() == 2 && x.is_contiguous() && g.dim() == 1 && g.size(0) == x.size(0) && g.is_contiguous() &&
+                  g.dtype() == x.dtype(),
+              "prod", "backward expects contiguous [rows, n] and [rows], got ", shape_str(x.shape()), " and ",
+              shape_str(g.shape()));
+  const int64_t rows = x.size(0), n = x.size(1);
+  Tensor dx = Tensor::empty(x.shape(), x.dtype());
+  dispatch_float(x.dtype(), "prod", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = x.data<T>();
+    const T* gp = g.data<T>();
+    T* d = dx.data<T>();
+    parallel_for(rows, 64, [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        const T* row = xp + r * n;
+        T* drow = d + r * n;
+        double before = 1;  // prod_{k < j}, written first, then times prod_{k > j}
+        for (int64_t j = 0; j < n; ++j) {
+          drow[j] = T(before);
+          before *= double(row[j]);
+        }
+        double after = 1;
+        for (int64_t j = n; j-- > 0;) {
+          drow[j] = T(double(gp[r]) * double(drow[j]) * after);
+          after *= double(row[j]);
+        }
+      }
+    });
+  });
+  return dx;
 }
 
 }  // namespace rotor::kernels

@@ -23,6 +23,12 @@ Tensor log_softmax(const Tensor& x, int64_t dim);
 // Inclusive cumulative sum along dim; reverse sums from the end.
 Tensor cumsum(const Tensor& x, int64_t dim, bool reverse = false);
 
+// Products over the last dim of a contiguous [rows, n] tensor (accumulated in double), and
+// their vector-Jacobian product dx[r, j] = g[r] * prod_{k != j} x[r, k], formed from prefix and
+// suffix products with no division, so it is exact where x has zeros.
+Tensor prod_rows(const Tensor& x);
+Tensor prod_rows_backward(const Tensor& x, const Tensor& g);  // g: [rows]
+
 // The shape a reduction over dims produces.
 Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& dims, bool keepdim);
 
