@@ -1,5 +1,8 @@
 // Reductions and shape ops a PyTorch user expects beside the basic ones: prod, var/std, flip,
 // repeat and constant pad.
+#include <algorithm>
+#include <cmath>
+
 #include "rotor/autograd/gradcheck.h"
 #include "rotor/autograd/ops.h"
 #include "rotor/core/view.h"

@@ -135,6 +135,11 @@ Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype_
               "start, end and step must be finite, got ", s, ", ", e, ", ", st);
   ROTOR_CHECK(st != 0, "arange", "step must be non-zero (start ", s, ", end ", e, ")");
   double count = std::ceil((e - s) / st);
+  if (integral) {  // counted exactly: 2^60 .. 2^60 + 3 is 3 elements, not 0 as in double
+    const __int128 span = __int128(end.to_int()) - start.to_int(), d = step.to_int();
+    const __int128 c = span / d + (span % d != 0 && (span > 0) == (d > 0));
+    count = double(c > 0 ? c : 0);
+  }
   // Past 2^53 the count is not even exact (and int64_t(count) overflows past 2^63).
   ROTOR_CHECK(count < 0x1p53, "arange", "[", s, ", ", e, ") in steps of ", st, " has ", count, " elements");
   int64_t n = count > 0 ? int64_t(count) : 0;

@@ -33,10 +33,11 @@ TEST_CASE("erf, gelu (exact and tanh), sign against double references in every l
     double (*ref)(double);
     double rel_u, abs_u;
   } cases[] = {
-      {"erf", [](const Tensor& x) { return rotor::erf(x); }, [](double x) { return std::erf(x); }, 8, 8},
+      // xsimd's erf is within ~20 ulp in float64 (measured 4e-15 near |erf| = 1).
+      {"erf", [](const Tensor& x) { return rotor::erf(x); }, [](double x) { return std::erf(x); }, 32, 32},
       // x Phi(x) written with erfc, which is accurate where 1 + erf(x) cancels (x << 0).
       {"gelu", [](const Tensor& x) { return gelu(x); }, [](double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); },
-       16, 16},
+       32, 64},
       {"gelu_tanh", [](const Tensor& x) { return gelu(x, "tanh"); },
        [](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); }, 16, 16},
       {"sign", [](const Tensor& x) { return rotor::sign(x); }, [](double x) { return double((x > 0) - (x < 0)); }, 0, 0},
@@ -269,7 +270,7 @@ TEST_CASE("var and std with PyTorch's correction, over any dims") {
           for (size_t d = 0; d < 3; ++d)
             if (!red[d]) kept.push_back(shape[d]);
           const int64_t groups = shape_numel(kept);
-          std::vector<std::vector<double>> members(size_t(groups));
+          std::vector<std::vector<double>> members(static_cast<size_t>(groups));
           for (int64_t i = 0; i < x.numel(); ++i) {
             Index idx = unravel(i, shape);
             int64_t k = 0;
@@ -290,8 +291,11 @@ TEST_CASE("var and std with PyTorch's correction, over any dims") {
                                    std::to_string(correction);
           Tensor tv = var(x, dims, correction);
           CHECK(tv.dtype() == dt);
-          check_values(tv, rv, ulps(dt, 64), "var " + what);
-          check_values(rotor::std(x, dims, correction), rs, ulps(dt, 64), "std " + what);
+          // Absolute terms for groups of equal values (the expanded layout), whose exact variance
+          // is 0: the mean's rounding leaves deviations of about u |x| (|x| < 3), squared in var.
+          const double u = unit_roundoff(dt);
+          check_values(tv, rv, Tol{64 * u, 64 * 9 * u * u}, "var " + what);
+          check_values(rotor::std(x, dims, correction), rs, ulps(dt, 64, 16 * 3), "std " + what);
           CHECK(var(x, dims, correction, true).dim() == 3);
         }
     }

@@ -147,7 +147,8 @@ TEST_CASE("gradients of promoted inputs come back in each input's dtype") {
   for (size_t k = 0; k < va.size(); ++k) ga.push_back(double(float(vb[k % 3] + 1.0 / id[k % 3])));
   for (size_t k = 0; k < va.size(); ++k) gb[k % 3] += va[k];
   for (size_t c = 0; c < 3; ++c) gb[c] += 2 * id[c];
-  check_values(a.grad(), ga, Tol{1e-7, 0}, "float32 grad");
+  // a / ids is a float32 op, a * b a float64 one: two float32 roundings in a's gradient.
+  check_values(a.grad(), ga, Tol{3e-7, 0}, "float32 grad");
   check_values(b.grad(), gb, Tol{1e-15, 0}, "float64 grad");
 }
 
