@@ -87,6 +87,7 @@ class Trainer {
   static std::string optimizer_path(const std::string& path);
   // Bytes of gradient each rank sends into the all-reduce per step (0 without accumulation).
   int64_t reduce_bytes() const;
+  int64_t reduce_buckets() const;
 
   LanguageModel& model;
   Loader& loader;
