@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
       seconds[i] = wall, cpu[i] = cpu_seconds;
       if (rc != 0) {
         ++failed;
-        if (int(p) != world.rank())
+        if (world.is_root() && int(p) != 0)
           std::fprintf(stderr, "mqar_study: train --pe %s failed on rank %zu (exit code %d)\n", variants[i].c_str(), p, rc);
       }
     }
