@@ -22,6 +22,7 @@ import tempfile
 import time
 
 mpirun, train, text_dir = sys.argv[1:4]
+train, text_dir = os.path.abspath(train), os.path.abspath(text_dir)  # the runs start in directories of their own
 mpi_opts = sys.argv[4:]
 failures = []
 TINY = ["--task", "mqar", "--vocab", "32", "--seq-len", "16", "--kv-pairs", "2", "--train-size", "96",
