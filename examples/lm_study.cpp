@@ -293,7 +293,7 @@ int main(int argc, char** argv) {
     std::vector<examples::Series> by_step, by_length;
     double lo = INFINITY, hi = -INFINITY, lo_len = INFINITY, hi_len = -INFINITY;
     for (size_t vi = 0; vi < variants.size(); ++vi) {
-      examples::Series s{variants[vi].label, results[vi][0].steps, {}};
+      examples::Series s{variants[vi].label, results[vi][0].steps, {}, {}, {}};
       for (size_t k = 0; k < s.x.size(); ++k) {
         std::vector<double> v;
         for (const RunResult& r : results[vi]) v.push_back(r.val_bpb[k]);
@@ -301,7 +301,7 @@ int main(int argc, char** argv) {
         if (k > 0) lo = std::min(lo, s.y.back()), hi = std::max(hi, s.y.back());
       }
       by_step.push_back(s);
-      examples::Series l{variants[vi].label, {}, {}};
+      examples::Series l{variants[vi].label, {}, {}, {}, {}};
       for (size_t li = 0; li < multiples.size(); ++li) {
         std::vector<double> v;
         for (const RunResult& r : results[vi]) v.push_back(r.last[li]);
