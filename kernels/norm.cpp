@@ -135,19 +135,23 @@ void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, c
   const int64_t blocks = (N + kRowBlock - 1) / kRowBlock;
   std::vector<T> pw(dw ? size_t(blocks * D) : 0, T(0)), pb(db ? size_t(blocks * D) : 0, T(0));
   parallel_blocks(blocks, [&](int64_t blk) {
+    // g and xh computed once and kept: recomputed, a contracted multiply-add could round them
+    // differently, and g - mean(g) would not vanish where it must (D = 1).
+    std::vector<T> gs(static_cast<size_t>(D)), xhs(static_cast<size_t>(D));
     for (int64_t n = blk * kRowBlock; n < std::min(N, (blk + 1) * kRowBlock); ++n) {
       const T *xr = x + n * D, *gr = dy + n * D;
       const T mu = mean[n], r = rstd[n];
       T sg = 0, sgx = 0;
       for (int64_t j = 0; j < D; ++j) {
         const T g = gr[j] * (w ? w[j] : T(1)), xh = (xr[j] - mu) * r;
+        gs[size_t(j)] = g, xhs[size_t(j)] = xh;
         sg += g, sgx += g * xh;
       }
       sg /= T(D), sgx /= T(D);
       T* out = dx + n * D;
       for (int64_t j = 0; j < D; ++j) {
-        const T g = gr[j] * (w ? w[j] : T(1)), xh = (xr[j] - mu) * r;
-        out[j] = r * (g - sg - xh * sgx);
+        const T g = gs[size_t(j)], xh = xhs[size_t(j)];
+        out[j] = r * ((g - sg) - xh * sgx);
         if (dw) pw[size_t(blk * D + j)] += gr[j] * xh;
         if (db) pb[size_t(blk * D + j)] += gr[j];
       }

@@ -81,6 +81,18 @@ TEST_CASE("layer_norm's gradients equal those of its composition from ordinary o
   check_values(b.grad(), grad_values(b2), Tol{1e-12, 1e-12}, "db");
 }
 
+TEST_CASE("layer_norm over a single element is the bias, and its input gradient is exactly zero") {
+  Generator g(19);
+  for (DType dtype : {DType::Float64, DType::Float32}) {
+    Tensor x = leaf(randn({6, 1}, g, dtype)), w = leaf(randn({1}, g, dtype)), b = leaf(randn({1}, g, dtype));
+    Tensor y = layer_norm(x, w, b);
+    check_values(y, std::vector<double>(6, values(b)[0]), Tol{}, "y");
+    (y * randn({6, 1}, g, dtype)).backward(ones({6, 1}, dtype));
+    check_values(x.grad(), std::vector<double>(6, 0.0), Tol{}, "dx");
+    check_values(w.grad(), {0.0}, Tol{}, "dw");
+  }
+}
+
 TEST_CASE("layer_norm rejects mismatched weight, bias and dtypes") {
   check_error([] { layer_norm(ones({2, 3}), ones({4})); }, {"[layer_norm]", "weight [4]", "[2, 3]"});
   check_error([] { layer_norm(ones({2, 3}), Tensor(), ones({2})); }, {"[layer_norm]", "bias [2]"});
