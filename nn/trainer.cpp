@@ -100,6 +100,7 @@ Trainer::~Trainer() = default;
 int64_t Trainer::reduce_bytes() const { return reducer_ ? reducer_->bytes() : 0; }
 
 StepStats Trainer::step() {
+  ROTOR_CHECK(bool(loss_), "Trainer", "no loss function: a Module trainer needs one");
   StepStats s;
   TokenData batch = loader.next();
   const int64_t K = config.grad_accum, R = world_->size(), N = K * R, rows = batch.size() / N;
