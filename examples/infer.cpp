@@ -20,6 +20,7 @@
 #include "rotor/core/generator.h"
 #include "rotor/core/npy.h"
 #include "rotor/nn/checkpoint.h"
+#include "rotor/nn/sampling.h"
 #include "rotor/nn/text.h"
 
 using namespace rotor;
@@ -33,36 +34,11 @@ static const char* kUsage = R"(usage: infer --checkpoint PATH (--input IDS.npy -
   --temperature T    sample from softmax(logits / T); 0: the most likely token (greedy).
                      Default: 1 for text models, 0 for others
   --top-k K          sample among the K most likely tokens only (0: all)
+  --top-p P          then among the fewest most likely whose probabilities reach P (nucleus; 1: all)
   --seed S           the sampler's seed (0)
 )";
 
 namespace {
-// The next token from one position's logits: the most likely at temperature 0, otherwise a
-// draw from softmax(logits / temperature) over the top_k most likely (all when 0). Ties go to
-// the lower id, so a seed writes the same text on any machine.
-int64_t next_token(const std::vector<double>& logits, double temperature, int64_t top_k, Generator& gen) {
-  std::vector<int64_t> ids(logits.size());
-  std::iota(ids.begin(), ids.end(), int64_t(0));
-  auto before = [&](int64_t a, int64_t b) {
-    const double la = logits[size_t(a)], lb = logits[size_t(b)];
-    return la > lb || (la == lb && a < b);
-  };
-  if (temperature == 0) return *std::min_element(ids.begin(), ids.end(), before);
-  if (top_k > 0 && top_k < int64_t(ids.size())) {
-    std::partial_sort(ids.begin(), ids.begin() + top_k, ids.end(), before);
-    ids.resize(size_t(top_k));
-  }
-  double top = -INFINITY;
-  for (int64_t i : ids) top = std::max(top, logits[size_t(i)]);
-  std::vector<double> weights;  // exp((l - max) / T): the largest is 1, nothing overflows
-  double total = 0;
-  for (int64_t i : ids) total += weights.emplace_back(std::exp((logits[size_t(i)] - top) / temperature));
-  double u = gen.next_uniform() * total;
-  for (size_t j = 0; j < ids.size(); ++j)
-    if ((u -= weights[j]) < 0) return ids[j];
-  return ids.back();  // u within rounding of the total
-}
-
 // Prints decoded text as it is written; a document break becomes the separator on a line of
 // its own (as nn::display_text does for a whole text).
 class TextPrinter {
@@ -97,12 +73,15 @@ int main(int argc, char** argv) {
   const bool has_temperature = flags.has("temperature");
   const double temperature_flag = flags.real("temperature", 1.0, 0.0, 1e6);
   const int64_t top_k = flags.integer("top-k", 0, 0, int64_t(1) << 40);
+  const double top_p = flags.real("top-p", 1.0, 0.0, 1.0);
   const uint64_t seed = uint64_t(flags.integer("seed", 0, 0, int64_t(1) << 40));
   flags.finish();
   if (ckpt.empty()) flags.fail("--checkpoint is required");
   const bool batch_mode = !input.empty() || !output.empty();
   if (batch_mode == has_prompt) flags.fail("give either --input and --output, or --prompt");
   if (batch_mode && (input.empty() || output.empty())) flags.fail("--input and --output go together");
+  if (has_prompt && !flags.has("generate")) flags.fail("--prompt needs --generate N, the number of tokens to write");
+  if (top_p <= 0) flags.fail("--top-p must be in (0, 1], got 0");
 
   try {
     std::unique_ptr<LanguageModel> model = load_model(ckpt);
@@ -150,7 +129,7 @@ int main(int argc, char** argv) {
     }
     Tensor ids = from_vector<int64_t>(tokens, {1, int64_t(tokens.size())});
     check_ids(ids);
-    const double temperature = has_temperature ? temperature_flag : text ? 1.0 : 0.0;
+    const SamplingOptions sampling{has_temperature ? temperature_flag : text ? 1.0 : 0.0, top_k, top_p};
     Generator gen(seed);
     // The prompt in one call, then each generated token alone: the cache carries the state.
     std::vector<LayerCache> cache;
@@ -165,7 +144,7 @@ int main(int argc, char** argv) {
     }
     for (int64_t i = 0; i < generate; ++i) {
       const Tensor last = select(select(logits, 0, 0), 0, logits.size(1) - 1);  // [V]
-      const int64_t next = next_token(core::to_dtype(last, DType::Float64).to_vector<double>(), temperature, top_k, gen);
+      const int64_t next = sample_token(last, sampling, gen);
       if (text) {
         printer.print(text->vocab.piece(next));
       } else {

@@ -170,8 +170,7 @@ int main(int argc, char** argv) {
       c.intermediate_size = intermediate;
       c.position_embedding.type = v.pe;
       c.position_embedding.theta = theta;
-      if (v.mixer == "attn")
-        for (int64_t i = 0; i < layers; ++i) c.attn_layers.push_back(i);
+      if (v.mixer == "attn") c.model_type = "transformer";  // the reference's model, attention in every layer
       c.validate();
       return c;
     };
@@ -293,26 +292,28 @@ int main(int argc, char** argv) {
     std::vector<examples::Series> by_step, by_length;
     double lo = INFINITY, hi = -INFINITY, lo_len = INFINITY, hi_len = -INFINITY;
     for (size_t vi = 0; vi < variants.size(); ++vi) {
-      examples::Series s{variants[vi].label, results[vi][0].steps, {}};
+      examples::Series s{variants[vi].label, results[vi][0].steps, {}, {}, {}};  // mean, band min-max over seeds
       for (size_t k = 0; k < s.x.size(); ++k) {
         std::vector<double> v;
         for (const RunResult& r : results[vi]) v.push_back(r.val_bpb[k]);
-        s.y.push_back(stat(v).mean);
-        if (k > 0) lo = std::min(lo, s.y.back()), hi = std::max(hi, s.y.back());
+        const Stat st = stat(v);
+        s.y.push_back(st.mean), s.y_lo.push_back(st.min), s.y_hi.push_back(st.max);
+        if (k > 0) lo = std::min(lo, st.min), hi = std::max(hi, st.max);
       }
       by_step.push_back(s);
-      examples::Series l{variants[vi].label, {}, {}};
+      examples::Series l{variants[vi].label, {}, {}, {}, {}};
       for (size_t li = 0; li < multiples.size(); ++li) {
         std::vector<double> v;
         for (const RunResult& r : results[vi]) v.push_back(r.last[li]);
+        const Stat st = stat(v);
         l.x.push_back(double(multiples[li] * T));
-        l.y.push_back(stat(v).mean);
-        lo_len = std::min(lo_len, l.y.back()), hi_len = std::max(hi_len, l.y.back());
+        l.y.push_back(st.mean), l.y_lo.push_back(st.min), l.y_hi.push_back(st.max);
+        lo_len = std::min(lo_len, st.min), hi_len = std::max(hi_len, st.max);
       }
       by_length.push_back(l);
     }
     examples::PlotOptions steps_plot;
-    steps_plot.title = "Byte-level LM: validation bits per byte at the training length (mean over seeds)";
+    steps_plot.title = "Byte-level LM: validation bits per byte at the training length (mean and min-max over seeds)";
     steps_plot.x_label = "training step";
     steps_plot.y_label = "bits per byte";
     steps_plot.y_min = std::floor(lo * 10) / 10, steps_plot.y_max = std::min(8.0, std::ceil(hi * 10) / 10);

@@ -16,12 +16,13 @@ namespace {
 
 // One step S <- diag(exp g) P + k^T v from the previous state P (P == S: in place); writes
 // o = scale q S when o != nullptr.
+// a = exp(g_t), the decays of this step.
 template <class T>
-void step_forward(int64_t K, int64_t V, const T* P, T* S, const T* q, const T* k, const T* v, const T* g, T* o,
+void step_forward(int64_t K, int64_t V, const T* P, T* S, const T* q, const T* k, const T* v, const T* a_, T* o,
                   T scale) {
   if (o) std::fill(o, o + V, T(0));
   for (int64_t i = 0; i < K; ++i) {
-    const T a = std::exp(g[i]), ki = k[i];
+    const T a = a_[i], ki = k[i];
     T* Si = S + i * V;
     map(V, Si, [&](auto s, auto vv) { return a * s + ki * vv; }, P + i * V, v);
     if (o) {
@@ -32,14 +33,14 @@ void step_forward(int64_t K, int64_t V, const T* P, T* S, const T* q, const T* k
 }
 
 // One backward step at time t. On entry dS is dL/dS_t without the o_t term; on exit dL/dS_{t-1}.
-// cur = S_t, prev = S_{t-1}; dv is written.
+// cur = S_t, prev = S_{t-1}, a = exp(g_t); dv is written.
 template <class T>
 void step_backward(int64_t K, int64_t V, T* dS, const T* cur, const T* prev, const T* q,
-                   const T* k, const T* v, const T* g, const T* dout, T* dq, T* dk, T* dv,
+                   const T* k, const T* v, const T* a_, const T* dout, T* dq, T* dk, T* dv,
                    T* dg, T scale) {
   std::fill(dv, dv + V, T(0));
   for (int64_t i = 0; i < K; ++i) {
-    const T a = std::exp(g[i]), qi = scale * q[i], ki = k[i];
+    const T a = a_[i], qi = scale * q[i], ki = k[i];
     T* dSi = dS + i * V;
     const T* Si = cur + i * V;
     const T* Pi = prev + i * V;
@@ -68,14 +69,15 @@ void gla_recurrent_forward(const GlaDims& d, const T* q, const T* k, const T* v,
   check_dims(d, "gla_recurrent_forward");
   const int64_t K = d.K, V = d.V;
   parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
-    Scratch<T> mem(Scratch<T>::elements(K * V));
-    T* S = mem.take(K * V);
+    Scratch<T> mem(Scratch<T>::elements(K * V, K));
+    T *S = mem.take(K * V), *a = mem.take(K);
     for (int64_t bh = lo; bh < hi; ++bh) {
       const Seq s(d, bh);
       copy_state(S, h0 ? h0 + s.state() : nullptr, K * V);
-      for (int64_t t = 0; t < d.T; ++t)
-        step_forward(K, V, S, S, q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), g + s.x(t, K),
-                     o + s.x(t, V), scale);
+      for (int64_t t = 0; t < d.T; ++t) {
+        for (int64_t i = 0; i < K; ++i) a[i] = std::exp(g[s.x(t, K) + i]);
+        step_forward(K, V, S, S, q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), a, o + s.x(t, V), scale);
+      }
       if (ht) std::copy(S, S + K * V, ht + s.state());
     }
   });
@@ -87,20 +89,27 @@ void gla_recurrent_backward(const GlaDims& d, const T* q, const T* k, const T* v
                             T* dh0, T scale) {
   check_dims(d, "gla_recurrent_backward");
   const int64_t K = d.K, V = d.V, KV = K * V;
-  const int64_t seg = segment_length(d.T), nseg = (d.T + seg - 1) / seg;
+  // A short sequence whose states all fit in a few hundred kB is one segment: no pass 1.
+  const bool whole = (d.T + 1) * KV <= (int64_t(1) << 15);
+  const int64_t seg = whole ? std::max<int64_t>(1, d.T) : segment_length(d.T), nseg = (d.T + seg - 1) / seg;
   parallel_for(d.B * d.H, sequences_per_block(d), [&](int64_t lo, int64_t hi) {
-    Scratch<T> mem(Scratch<T>::elements(nseg * KV, (seg + 1) * KV, KV));
-    T *checkpoints = mem.take(nseg * KV), *states = mem.take((seg + 1) * KV), *dS = mem.take(KV);
+    Scratch<T> mem(Scratch<T>::elements(nseg * KV, (seg + 1) * KV, KV, d.T * K));
+    T *checkpoints = mem.take(nseg * KV), *states = mem.take((seg + 1) * KV), *dS = mem.take(KV),
+      *decay = mem.take(d.T * K);
     for (int64_t bh = lo; bh < hi; ++bh) {
       const Seq s(d, bh);
+      // exp(g) once per sequence: the passes below use each decay up to three times.
+      for (int64_t t = 0; t < d.T; ++t)
+        for (int64_t i = 0; i < K; ++i) decay[t * K + i] = std::exp(g[s.x(t, K) + i]);
       // Pass 1: the state entering every segment.
       T* S = dS;  // dS is free until pass 2
       copy_state(S, h0 ? h0 + s.state() : nullptr, KV);
-      for (int64_t t = 0; t < d.T; ++t) {
-        if (t % seg == 0) std::copy(S, S + KV, checkpoints + (t / seg) * KV);
-        step_forward<T>(K, V, S, S, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
-                        scale);
-      }
+      if (nseg == 1) std::copy(S, S + KV, checkpoints);
+      else
+        for (int64_t t = 0; t < d.T; ++t) {
+          if (t % seg == 0) std::copy(S, S + KV, checkpoints + (t / seg) * KV);
+          step_forward<T>(K, V, S, S, nullptr, k + s.x(t, K), v + s.x(t, V), decay + t * K, nullptr, scale);
+        }
       // Pass 2: segments last to first, states of one segment recomputed from its checkpoint.
       copy_state(dS, dht ? dht + s.state() : nullptr, KV);
       for (int64_t c = nseg - 1; c >= 0; --c) {
@@ -108,12 +117,12 @@ void gla_recurrent_backward(const GlaDims& d, const T* q, const T* k, const T* v
         std::copy(checkpoints + c * KV, checkpoints + (c + 1) * KV, states);
         for (int64_t t = t0; t < t1; ++t) {
           T* next = states + (t - t0 + 1) * KV;
-          step_forward<T>(K, V, next - KV, next, nullptr, k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), nullptr,
+          step_forward<T>(K, V, next - KV, next, nullptr, k + s.x(t, K), v + s.x(t, V), decay + t * K, nullptr,
                           scale);
         }
         for (int64_t t = t1 - 1; t >= t0; --t)
           step_backward(K, V, dS, states + (t - t0 + 1) * KV, states + (t - t0) * KV,
-                        q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), g + s.x(t, K), dout + s.x(t, V),
+                        q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), decay + t * K, dout + s.x(t, V),
                         dq + s.x(t, K), dk + s.x(t, K), dv + s.x(t, V), dg + s.x(t, K), scale);
       }
       if (dh0) std::copy(dS, dS + KV, dh0 + s.state());

@@ -6,12 +6,28 @@
 
 namespace rotor::nn {
 
-void save_model(const std::string& path, const LanguageModel& model, int64_t step, const Metadata& extra) {
+namespace {
+void save_parameters(const std::string& path, const Module& model, Metadata meta, const Metadata& extra) {
   NamedTensors tensors;
   for (const Parameter& p : model.named_parameters()) tensors.emplace_back(p.name, p.value.detach());
-  Metadata meta = {{"format", "rotor"}, {"config", model.config.to_json().dump()}, {"step", std::to_string(step)}};
   meta.insert(meta.end(), extra.begin(), extra.end());
-  save_safetensors(path, tensors, meta);
+  save_safetensors(path, tensors, meta);  // atomic: temporary file, fsync, rename
+}
+}  // namespace
+
+void save_model(const std::string& path, const LanguageModel& model, int64_t step, const Metadata& extra) {
+  save_parameters(path, model,
+                  {{"format", "rotor"}, {"config", model.config.to_json().dump()}, {"step", std::to_string(step)}},
+                  extra);
+}
+
+void save_model(const std::string& path, const Module& model, int64_t step, const Metadata& extra) {
+  if (auto* lm = dynamic_cast<const LanguageModel*>(&model)) return save_model(path, *lm, step, extra);
+  save_parameters(path, model, {{"format", "rotor"}, {"step", std::to_string(step)}}, extra);
+}
+
+LoadReport load_parameters(const Module& module, const std::string& path, bool strict) {
+  return load_parameters(module, load_safetensors(path), strict, "'" + path + "'");
 }
 
 LoadReport load_parameters(const Module& module, const SafetensorsContent& file, bool strict, const std::string& what) {

@@ -10,8 +10,11 @@
 
 namespace rotor::nn {
 
-// Writes the model file atomically. `extra` metadata is stored beside config and step.
+// Writes the model file atomically (a temporary file, fsynced, renamed over path). `extra`
+// metadata is stored beside config and step. Any Module: its named parameters and the step
+// (no config: the program that built the module rebuilds it and calls load_parameters).
 void save_model(const std::string& path, const LanguageModel& model, int64_t step, const Metadata& extra = {});
+void save_model(const std::string& path, const Module& model, int64_t step = 0, const Metadata& extra = {});
 
 struct LoadReport {
   std::vector<std::string> missing;     // parameters of the module absent from the file
@@ -25,6 +28,8 @@ struct LoadReport {
 // Nothing is written unless every check passes.
 LoadReport load_parameters(const Module& module, const SafetensorsContent& file, bool strict = true,
                            const std::string& what = "checkpoint");
+// The same from the file at path (what = the path).
+LoadReport load_parameters(const Module& module, const std::string& path, bool strict = true);
 
 // The config and step stored in a model file (rotor::Error when absent or malformed).
 ModelConfig checkpoint_config(const SafetensorsContent& file, const std::string& what = "checkpoint");

@@ -9,13 +9,28 @@
 
 namespace rotor::nn {
 
+namespace {
+// Bytes of one row of a contiguous tensor whose first dim is the rows.
+size_t row_bytes_of(const Tensor& t) {
+  return t.size(0) ? size_t(t.numel() / t.size(0)) * dtype_size(t.dtype()) : 0;
+}
+Shape with_rows(const Tensor& t, int64_t rows) {
+  Shape s = t.shape();
+  s[0] = rows;
+  return s;
+}
+}  // namespace
+
 TokenData TokenData::rows(int64_t begin, int64_t end) const {
   ROTOR_CHECK(0 <= begin && begin <= end && end <= size(), "TokenData", "rows [", begin, ", ", end,
               ") out of range for ", size(), " rows");
-  const int64_t T = seq_len();
-  TokenData out{Tensor::empty({end - begin, T}, DType::Int64), Tensor::empty({end - begin, T}, DType::Int64)};
-  std::memcpy(out.inputs.data<int64_t>(), inputs.data<int64_t>() + begin * T, size_t((end - begin) * T) * 8);
-  std::memcpy(out.labels.data<int64_t>(), labels.data<int64_t>() + begin * T, size_t((end - begin) * T) * 8);
+  TokenData out;
+  for (auto [src, dst] : {std::pair{&inputs, &out.inputs}, std::pair{&labels, &out.labels}}) {
+    const Tensor c = core::contiguous(*src);
+    const size_t rb = row_bytes_of(c);
+    *dst = Tensor::empty(with_rows(c, end - begin), c.dtype());
+    if (rb) std::memcpy(dst->raw_data(), static_cast<const char*>(c.raw_data()) + size_t(begin) * rb, size_t(end - begin) * rb);
+  }
   return out;
 }
 
@@ -42,9 +57,17 @@ std::string data_fingerprint(const TokenData& data) {
 
 BatchLoader::BatchLoader(TokenData data, int64_t batch_size, uint64_t seed)
     : data_(std::move(data)), batch_(batch_size), seed_(seed) {
-  ROTOR_CHECK(data_.inputs.defined() && data_.inputs.dim() == 2 && data_.labels.shape() == data_.inputs.shape() &&
-                  data_.inputs.dtype() == DType::Int64 && data_.labels.dtype() == DType::Int64,
-              "BatchLoader", "inputs and labels must be int64 [N, T] of the same shape");
+  // Token data: int64 [N, T] both. Any other data (a regression's float features and targets):
+  // rows first, the same number of rows.
+  ROTOR_CHECK(data_.inputs.defined() && data_.labels.defined() && data_.inputs.dim() >= 1 &&
+                  data_.labels.dim() >= 1 && data_.inputs.size(0) == data_.labels.size(0),
+              "BatchLoader", "inputs and labels must have their rows first and as many of them");
+  if (data_.inputs.dtype() == DType::Int64 || data_.labels.dtype() == DType::Int64)
+    ROTOR_CHECK(data_.inputs.dim() == 2 && data_.labels.shape() == data_.inputs.shape() &&
+                    data_.inputs.dtype() == DType::Int64 && data_.labels.dtype() == DType::Int64,
+                "BatchLoader", "token inputs and labels must be int64 [N, T] of the same shape, got ",
+                dtype_name(data_.inputs.dtype()), " ", shape_str(data_.inputs.shape()), " and ",
+                dtype_name(data_.labels.dtype()), " ", shape_str(data_.labels.shape()));
   data_.inputs = core::contiguous(data_.inputs);
   data_.labels = core::contiguous(data_.labels);
   ROTOR_CHECK(batch_size > 0 && batch_size <= data_.size(), "BatchLoader", "batch size ", batch_size,
@@ -79,12 +102,15 @@ void BatchLoader::shuffle() {
 TokenData BatchLoader::next() {
   if (pos_.cursor + batch_ > data_.size()) pos_ = {pos_.epoch + 1, 0};
   if (order_epoch_ != pos_.epoch) shuffle();
-  const int64_t T = data_.seq_len();
-  TokenData out{Tensor::empty({batch_, T}, DType::Int64), Tensor::empty({batch_, T}, DType::Int64)};
+  TokenData out{Tensor::empty(with_rows(data_.inputs, batch_), data_.inputs.dtype()),
+                Tensor::empty(with_rows(data_.labels, batch_), data_.labels.dtype())};
+  const size_t in_bytes = row_bytes_of(data_.inputs), label_bytes = row_bytes_of(data_.labels);
+  const auto* in = static_cast<const char*>(data_.inputs.raw_data());
+  const auto* lab = static_cast<const char*>(data_.labels.raw_data());
   for (int64_t b = 0; b < batch_; ++b) {
-    const int64_t r = order_[size_t(pos_.cursor + b)];
-    std::memcpy(out.inputs.data<int64_t>() + b * T, data_.inputs.data<int64_t>() + r * T, size_t(T) * 8);
-    std::memcpy(out.labels.data<int64_t>() + b * T, data_.labels.data<int64_t>() + r * T, size_t(T) * 8);
+    const size_t r = size_t(order_[size_t(pos_.cursor + b)]);
+    std::memcpy(static_cast<char*>(out.inputs.raw_data()) + size_t(b) * in_bytes, in + r * in_bytes, in_bytes);
+    std::memcpy(static_cast<char*>(out.labels.raw_data()) + size_t(b) * label_bytes, lab + r * label_bytes, label_bytes);
   }
   pos_.cursor += batch_;
   return out;

@@ -8,7 +8,8 @@
 
 namespace rotor::nn {
 
-// A supervised token data set: inputs and labels, both int64 [N, T]; label -100 = no loss.
+// A supervised data set: token inputs and labels, both int64 [N, T] (label -100 = no loss), or
+// for any other model rows of any dtype and shape, [N, ...] each.
 struct TokenData {
   Tensor inputs, labels;
   int64_t size() const { return inputs.defined() ? inputs.size(0) : 0; }

@@ -24,11 +24,67 @@ Tensor& uniform_(Tensor& t, Generator& gen, double lo, double hi) {
 
 Tensor& zeros_(Tensor& t) { return overwrite(t, zeros(t.shape(), t.dtype())); }
 
+Tensor& ones_(Tensor& t) { return overwrite(t, ones(t.shape(), t.dtype())); }
+
+Tensor& constant_(Tensor& t, double value) { return overwrite(t, full(t.shape(), value, t.dtype())); }
+
 int64_t fan_in(const Tensor& weight) {
   ROTOR_CHECK(weight.dim() >= 2, "fan_in", "needs a weight with >= 2 dims, got ", shape_str(weight.shape()));
   int64_t n = 1;
   for (int64_t d = 1; d < weight.dim(); ++d) n *= weight.size(d);
   return n;
+}
+
+int64_t fan_out(const Tensor& weight) {
+  ROTOR_CHECK(weight.dim() >= 2, "fan_out", "needs a weight with >= 2 dims, got ", shape_str(weight.shape()));
+  int64_t n = weight.size(0);
+  for (int64_t d = 2; d < weight.dim(); ++d) n *= weight.size(d);
+  return n;
+}
+
+double calculate_gain(const std::string& nonlinearity, double param) {
+  if (nonlinearity == "linear" || nonlinearity == "conv1d" || nonlinearity == "conv2d" ||
+      nonlinearity == "conv3d" || nonlinearity == "sigmoid")
+    return 1.0;
+  if (nonlinearity == "tanh") return 5.0 / 3.0;
+  if (nonlinearity == "relu") return std::sqrt(2.0);
+  if (nonlinearity == "leaky_relu") {
+    const double a = param < 0 ? 0.01 : param;
+    return std::sqrt(2.0 / (1.0 + a * a));
+  }
+  if (nonlinearity == "selu") return 0.75;
+  ROTOR_FAIL("calculate_gain", "unknown nonlinearity '", nonlinearity,
+             "' (linear, conv1d, conv2d, conv3d, sigmoid, tanh, relu, leaky_relu, selu)");
+}
+
+namespace {
+double xavier_std(const Tensor& t, double gain) {
+  return gain * std::sqrt(2.0 / double(fan_in(t) + fan_out(t)));
+}
+
+double kaiming_std(const Tensor& t, double a, const std::string& mode, const std::string& nonlinearity) {
+  ROTOR_CHECK(mode == "fan_in" || mode == "fan_out", "kaiming", "mode must be fan_in or fan_out, got '", mode, "'");
+  const int64_t fan = mode == "fan_in" ? fan_in(t) : fan_out(t);
+  ROTOR_CHECK(fan > 0, "kaiming", "the ", mode, " of ", shape_str(t.shape()), " is 0");
+  // PyTorch passes a to calculate_gain as given, so leaky_relu with a = 0 is relu's √2.
+  return calculate_gain(nonlinearity, nonlinearity == "leaky_relu" ? a : -1.0) / std::sqrt(double(fan));
+}
+}  // namespace
+
+Tensor& xavier_uniform_(Tensor& t, Generator& gen, double gain) {
+  const double bound = std::sqrt(3.0) * xavier_std(t, gain);
+  return uniform_(t, gen, -bound, bound);
+}
+
+Tensor& xavier_normal_(Tensor& t, Generator& gen, double gain) { return normal_(t, gen, 0.0, xavier_std(t, gain)); }
+
+Tensor& kaiming_uniform_(Tensor& t, Generator& gen, double a, const std::string& mode, const std::string& nonlinearity) {
+  const double bound = std::sqrt(3.0) * kaiming_std(t, a, mode, nonlinearity);
+  return uniform_(t, gen, -bound, bound);
+}
+
+Tensor& kaiming_normal_(Tensor& t, Generator& gen, double a, const std::string& mode, const std::string& nonlinearity) {
+  return normal_(t, gen, 0.0, kaiming_std(t, a, mode, nonlinearity));
 }
 
 InitScheme init_scheme_from_name(const std::string& name) {

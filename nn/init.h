@@ -19,10 +19,31 @@ namespace rotor::nn {
 Tensor& normal_(Tensor& t, Generator& gen, double mean = 0.0, double std = 1.0);
 Tensor& uniform_(Tensor& t, Generator& gen, double lo = 0.0, double hi = 1.0);
 Tensor& zeros_(Tensor& t);
+Tensor& ones_(Tensor& t);
+Tensor& constant_(Tensor& t, double value);
 
 // PyTorch's fan-in of a weight: size(1) times the product of the sizes after it ([out, in] ->
-// in; a depthwise conv [C, 1, k] -> k).
+// in; a depthwise conv [C, 1, k] -> k). fan_out: size(0) times the same receptive field
+// ([out, in] -> out; [C, 1, k] -> C·k).
 int64_t fan_in(const Tensor& weight);
+int64_t fan_out(const Tensor& weight);
+
+// torch.nn.init.calculate_gain: 1 for "linear", "conv1d", "conv2d", "conv3d", "sigmoid"; 5/3 for
+// "tanh"; √2 for "relu"; √(2 / (1 + a²)) for "leaky_relu" with slope a = param (0.01 when
+// param < 0, i.e. not given); 3/4 for "selu". Error for other names.
+double calculate_gain(const std::string& nonlinearity, double param = -1.0);
+
+// Glorot: U(±gain·√(6 / (fan_in + fan_out))) and N(0, gain²·2 / (fan_in + fan_out)).
+Tensor& xavier_uniform_(Tensor& t, Generator& gen, double gain = 1.0);
+Tensor& xavier_normal_(Tensor& t, Generator& gen, double gain = 1.0);
+// He: std = calculate_gain(nonlinearity, a) / √fan, fan = fan_in(t) or fan_out(t) by mode
+// ("fan_in" or "fan_out"); uniform draws from U(±√3·std). PyTorch's defaults: a = 0,
+// "fan_in", "leaky_relu" (so gain √2). nn.Linear's own init is kaiming_uniform_(a = √5), which
+// is U(±1/√fan_in).
+Tensor& kaiming_uniform_(Tensor& t, Generator& gen, double a = 0.0, const std::string& mode = "fan_in",
+                         const std::string& nonlinearity = "leaky_relu");
+Tensor& kaiming_normal_(Tensor& t, Generator& gen, double a = 0.0, const std::string& mode = "fan_in",
+                        const std::string& nonlinearity = "leaky_relu");
 
 enum class InitScheme { Reference, Torch };
 InitScheme init_scheme_from_name(const std::string& name);  // "reference" or "torch", else Error

@@ -91,6 +91,69 @@ Accuracy sequence_accuracy(const Tensor& logits, const Tensor& labels, int64_t i
   return a;
 }
 
+Reduction reduction_from_name(const std::string& name) {
+  if (name == "mean") return Reduction::Mean;
+  if (name == "sum") return Reduction::Sum;
+  if (name == "none") return Reduction::None;
+  ROTOR_FAIL("reduction", "unknown reduction '", name, "' (mean, sum or none)");
+}
+
+namespace {
+Tensor reduce(const Tensor& loss, Reduction reduction) {
+  switch (reduction) {
+    case Reduction::Mean: return mean(loss);
+    case Reduction::Sum: return sum(loss);
+    case Reduction::None: return loss;
+  }
+  ROTOR_FAIL("reduction", "invalid Reduction value ", int(reduction));
+}
+
+void check_pair(const Tensor& input, const Tensor& target, const char* op) {
+  ROTOR_CHECK(input.defined() && target.defined(), op, "input and target must be defined");
+  ROTOR_CHECK(is_floating(input.dtype()) && input.dtype() == target.dtype(), op,
+              "input and target must be float tensors of one dtype, got ", dtype_name(input.dtype()), " and ",
+              dtype_name(target.dtype()));
+  ROTOR_CHECK(input.shape() == target.shape(), op, "input ", shape_str(input.shape()), " and target ",
+              shape_str(target.shape()), " must have the same shape");
+}
+}  // namespace
+
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  check_pair(input, target, "mse_loss");
+  return reduce(square(input - target), reduction);
+}
+
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Reduction reduction,
+                                        const Tensor& weight, const Tensor& pos_weight) {
+  const char* op = "binary_cross_entropy_with_logits";
+  check_pair(logits, target, op);
+  for (const Tensor* w : {&weight, &pos_weight})
+    ROTOR_CHECK(!w->defined() || w->dtype() == logits.dtype(), op, "weights must be ", dtype_name(logits.dtype()),
+                ", got ", dtype_name(w->dtype()));
+  if (pos_weight.defined())
+    ROTOR_CHECK(pos_weight.dim() <= 1 && (pos_weight.numel() == 1 || (logits.dim() >= 1 && pos_weight.numel() == logits.size(-1))),
+                op, "pos_weight ", shape_str(pos_weight.shape()), " must have one value per class (the last dim of ",
+                shape_str(logits.shape()), ")");
+  const Tensor softplus_neg = neg(logsigmoid(logits));  // log(1 + e^-x), stable
+  Tensor loss = pos_weight.defined() ? (1.0 - target) * logits + ((pos_weight - 1.0) * target + 1.0) * softplus_neg
+                                     : (1.0 - target) * logits + softplus_neg;
+  if (weight.defined()) loss = loss * weight;  // broadcasting errors name the shapes
+  return reduce(loss, reduction);
+}
+
+ROTOR_GRADCHECK({"mse_loss", {input({3, 4}), input({3, 4}), transposed({2, 3})}, [](auto& x) {
+                   return TensorList{mse_loss(x[0], x[1]), mse_loss(x[0], x[1], Reduction::Sum),
+                                     mse_loss(x[2], tanh(x[2]), Reduction::None)};
+                 }});
+// Logits up to ±30 (where a naive log(sigmoid) underflows), fractional targets, both weights.
+ROTOR_GRADCHECK({"binary_cross_entropy_with_logits",
+                 {input({3, 4}, -30.0, 30.0), input({3, 4}, 0.0, 1.0), input({4}, 0.5, 3.0), input({3, 1}, 0.5, 2.0)},
+                 [](auto& x) {
+                   return TensorList{binary_cross_entropy_with_logits(x[0], x[1]),
+                                     binary_cross_entropy_with_logits(x[0], x[1], Reduction::Sum, x[3], x[2]),
+                                     binary_cross_entropy_with_logits(x[0], x[1], Reduction::None, Tensor(), x[2])};
+                 }});
+
 // Labels mix valid classes and ignored positions; the second output has no valid position.
 ROTOR_GRADCHECK({"cross_entropy", {input({4, 5}, -3.0, 3.0), input({2, 3, 4}, -3.0, 3.0)}, [](auto& x) {
                    Tensor a = from_vector<int64_t>({2, kIgnoreIndex, 4, 0});

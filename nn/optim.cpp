@@ -101,6 +101,96 @@ void AdamW::load_state_dict(const NamedTensors& tensors) {
   }
 }
 
+namespace {
+template <class T>
+void sgd_update(T* p, const T* g, T* buf, int64_t n, double lr, double wd, const SGDOptions& o, bool first) {
+  const T w = T(wd), mu = T(o.momentum), damp = T(1.0 - o.dampening), rate = T(lr);
+  const bool momentum = o.momentum != 0.0;
+  parallel_for(n, kBlock, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      T d = g[i];
+      if (wd != 0.0) d += w * p[i];
+      if (momentum) {
+        const T b = first ? d : mu * buf[i] + damp * d;
+        buf[i] = b;
+        d = o.nesterov ? d + mu * b : b;
+      }
+      p[i] -= rate * d;
+    }
+  });
+}
+}  // namespace
+
+SGD::SGD(std::vector<Parameter> params, const SGDOptions& options) : options_(options) {
+  ROTOR_CHECK(options.momentum >= 0 && options.dampening >= 0 && options.dampening <= 1 && options.weight_decay >= 0,
+              "SGD", "momentum and weight_decay must be >= 0 and dampening in [0, 1], got momentum ", options.momentum,
+              ", dampening ", options.dampening, ", weight_decay ", options.weight_decay);
+  ROTOR_CHECK(!options.nesterov || (options.momentum > 0 && options.dampening == 0), "SGD",
+              "nesterov momentum requires a momentum > 0 and zero dampening");
+  for (Parameter& p : params) {
+    if (!p.value.requires_grad()) continue;
+    ROTOR_CHECK(is_floating(p.value.dtype()) && p.value.is_contiguous(), "SGD", "parameter '", p.name,
+                "' must be a contiguous float tensor");
+    state_.push_back({p, 0, zeros(p.value.shape(), p.value.dtype())});
+  }
+}
+
+void SGD::step(double lr) {
+  NoGradGuard no_grad;
+  for (State& s : state_) {
+    Tensor g = s.param.value.grad();
+    if (!g.defined()) continue;
+    ROTOR_CHECK(g.shape() == s.param.value.shape(), "SGD", "gradient of '", s.param.name, "' has shape ",
+                shape_str(g.shape()), ", parameter ", shape_str(s.param.value.shape()));
+    g = core::contiguous(core::to_dtype(g, s.param.value.dtype()));
+    const double wd = s.param.weight_decay ? options_.weight_decay : 0.0;
+    dispatch_float(s.param.value.dtype(), "SGD", [&](auto tag) {
+      using T = decltype(tag);
+      sgd_update<T>(s.param.value.data<T>(), g.data<T>(), s.momentum_buffer.data<T>(), s.param.value.numel(), lr, wd,
+                    options_, s.step == 0);
+    });
+    s.step += 1;
+    s.param.value.storage()->bump_version();
+  }
+}
+
+void SGD::zero_grad() {
+  for (State& s : state_) s.param.value.zero_grad();
+}
+
+NamedTensors SGD::state_dict() const {
+  NamedTensors out;
+  for (const State& s : state_) {
+    out.emplace_back(s.param.name + ".step", scalar_tensor(double(s.step), DType::Int64));
+    out.emplace_back(s.param.name + ".momentum_buffer", s.momentum_buffer);
+  }
+  return out;
+}
+
+void SGD::load_state_dict(const NamedTensors& tensors) {
+  auto find = [&](const std::string& name) -> const Tensor& {
+    for (const auto& [n, t] : tensors)
+      if (n == name) return t;
+    ROTOR_FAIL("SGD", "optimizer state has no tensor '", name, "'");
+  };
+  ROTOR_CHECK(tensors.size() == 2 * state_.size(), "SGD", "optimizer state has ", tensors.size(),
+              " tensors, expected ", 2 * state_.size(), " (2 per parameter): was it saved for another model?");
+  for (const State& s : state_) {
+    const std::string& n = s.param.name;
+    const Tensor& step = find(n + ".step");
+    const Tensor& buf = find(n + ".momentum_buffer");
+    ROTOR_CHECK(step.dim() == 0 && step.dtype() == DType::Int64, "SGD", "optimizer state '", n,
+                ".step' must be a 0-d int64 tensor");
+    ROTOR_CHECK(buf.shape() == s.momentum_buffer.shape() && buf.dtype() == s.momentum_buffer.dtype(), "SGD",
+                "optimizer state '", n, ".momentum_buffer' is ", dtype_name(buf.dtype()), " ", shape_str(buf.shape()),
+                ", expected ", dtype_name(s.momentum_buffer.dtype()), " ", shape_str(s.momentum_buffer.shape()));
+  }
+  for (State& s : state_) {
+    s.step = find(s.param.name + ".step").item<int64_t>();
+    core::copy_into(s.momentum_buffer, find(s.param.name + ".momentum_buffer"));
+  }
+}
+
 double LrSchedule::at(int64_t step) const {
   if (step < warmup) return lr * double(step + 1) / double(warmup);
   const double span = double(std::max<int64_t>(1, total - warmup));

@@ -1,4 +1,4 @@
-// Training utilities: AdamW, the learning-rate schedule, global gradient-norm clipping.
+// Training utilities: AdamW, SGD, the learning-rate schedule, global gradient-norm clipping.
 #pragma once
 #include <string>
 #include <vector>
@@ -48,6 +48,44 @@ class AdamW {
  private:
   std::vector<State> state_;
   AdamWOptions options_;
+};
+
+struct SGDOptions {
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;  // L2, added to the gradient; only parameters with Parameter::weight_decay
+  bool nesterov = false;      // needs momentum > 0 and dampening 0, as in PyTorch
+};
+
+// SGD as PyTorch's torch.optim.SGD:
+//   g ← g + wd·p
+//   b ← g at a parameter's first step, else μ·b + (1 − dampening)·g      (when μ > 0)
+//   g ← g + μ·b (nesterov) or b                                          (when μ > 0)
+//   p ← p − lr·g
+// A parameter without a gradient at a step is left alone (its buffer neither starts nor decays).
+class SGD {
+ public:
+  SGD(std::vector<Parameter> params, const SGDOptions& options = {});
+
+  void step(double lr);
+  void zero_grad();
+
+  struct State {
+    Parameter param;
+    int64_t step = 0;        // updates made; the momentum buffer starts at the first
+    Tensor momentum_buffer;  // zeros until the first step (unused without momentum)
+  };
+  const std::vector<State>& state() const { return state_; }
+  const SGDOptions& options() const { return options_; }
+
+  // "<name>.step" (I64, 0-d) and "<name>.momentum_buffer" for every parameter; the inverse
+  // checks names, shapes and dtypes before it changes anything.
+  NamedTensors state_dict() const;
+  void load_state_dict(const NamedTensors& tensors);
+
+ private:
+  std::vector<State> state_;
+  SGDOptions options_;
 };
 
 // Linear warmup from lr/warmup to lr over `warmup` steps, then cosine decay to min_lr at

@@ -65,11 +65,25 @@ struct RankPart {
 }  // namespace
 
 Trainer::Trainer(LanguageModel& m, Loader& l, const TrainConfig& c, World* world)
+    : Trainer(static_cast<Module&>(m), l, c, LossFn(), world) {
+  language_model = &m;
+  loss_ = [&m](const TokenData& micro) {
+    BatchLoss out;
+    Tensor logits = m.forward(micro.inputs);
+    out.accuracy = token_accuracy(logits, micro.labels);
+    out.loss = cross_entropy(logits, micro.labels);
+    return out;  // the logits die here: the loss node keeps only their gradient
+  };
+}
+
+Trainer::Trainer(Module& m, Loader& l, const TrainConfig& c, LossFn loss, World* world)
     : model(m),
+      language_model(nullptr),
       loader(l),
       config(c),
       optimizer(m.named_parameters(), AdamWOptions{c.beta1, c.beta2, c.eps, c.weight_decay}),
       schedule{c.lr, c.warmup, c.steps, c.min_lr},
+      loss_(std::move(loss)),
       world_(world ? world : &alone()) {
   ROTOR_CHECK(c.steps > 0 && c.lr > 0 && c.warmup >= 0 && c.min_lr >= 0, "Trainer",
               "steps and lr must be positive, warmup and min_lr non-negative");
@@ -89,7 +103,8 @@ StepStats Trainer::step() {
   StepStats s;
   TokenData batch = loader.next();
   const int64_t K = config.grad_accum, R = world_->size(), N = K * R, rows = batch.size() / N;
-  const int64_t labelled = N > 1 ? labelled_positions(batch.labels) : 0;
+  // What the batch's mean is over: labelled positions for a language model, rows otherwise.
+  const int64_t labelled = N == 1 ? 0 : language_model ? labelled_positions(batch.labels) : batch.size();
   optimizer.zero_grad();
   if (reducer_) reducer_->begin_step();
   // Alone, a failure propagates at once; with other ranks, this rank stops computing, still
@@ -100,13 +115,12 @@ StepStats Trainer::step() {
     const int64_t m = world_->rank() * K + k;
     try {
       const TokenData micro = N == 1 ? batch : batch.rows(m * rows, (m + 1) * rows);
-      Tensor mean;
-      Accuracy a;
-      {
-        Tensor logits = model.forward(micro.inputs);
-        a = token_accuracy(logits, micro.labels);
-        mean = cross_entropy(logits, micro.labels);
-      }  // the logits die here: the loss node keeps only their gradient
+      BatchLoss out = loss_(micro);
+      Tensor mean = std::move(out.loss);
+      ROTOR_CHECK(mean.defined() && mean.numel() == 1, "Trainer", "the loss function must return a one-element loss");
+      const Accuracy a = out.accuracy;
+      // The micro-batch's weight in the batch mean (count / labelled below).
+      const int64_t share = language_model ? a.count : micro.size();
       loss = mean.item();
       mine.n.correct += a.correct;
       mine.n.count += a.count;
@@ -119,12 +133,12 @@ StepStats Trainer::step() {
         mine.n.bad_loss = loss;
         break;
       }
-      mine.n.loss_sum += loss * double(a.count);
+      mine.n.loss_sum += loss * double(share);
       if (N == 1) {
         mean.backward();
       } else {
         // Weighted by its share of the labelled positions: the weighted means sum to the batch's mean.
-        const double weight = labelled ? double(a.count) / double(labelled) : 0.0;
+        const double weight = labelled ? double(share) / double(labelled) : 0.0;
         rotor::backward({mean}, {scalar_tensor(weight, mean.dtype())}, false, reducer_->hook(k == K - 1));
       }
     } catch (const std::exception& e) {
@@ -231,7 +245,7 @@ void Trainer::save(const std::string& path, const Metadata& extra) const {
   save_safetensors(dir + "/" + slot, optimizer.state_dict(), meta);
   Metadata model_meta = {{"optimizer", slot}};
   model_meta.insert(model_meta.end(), extra.begin(), extra.end());
-  save_model(path, model, step_, model_meta);  // the commit
+  save_model(path, model, step_, model_meta);  // the commit (a LanguageModel's file holds its config)
   // Files no model file names any more: the previous slot, and the single optimizer file of the
   // layout before slots.
   for (const std::string& stale : {dir + "/" + other, path + ".optim.safetensors"}) {
@@ -257,13 +271,15 @@ std::string Trainer::resume(const std::string& path) {
   ROTOR_CHECK(uint64_t(seed) == loader.seed() && batch_size == loader.batch_size(), "resume", owhat,
               " was saved with loader seed ", seed, " and batch size ", batch_size, ", now ", loader.seed(), " and ",
               loader.batch_size());
-  const ModelConfig saved = checkpoint_config(model_file, mwhat);
-  std::vector<std::string> diffs;
-  diff_fields(saved.to_json(), model.config.to_json(), "", diffs);
-  if (!diffs.empty()) {
-    std::string list;
-    for (const std::string& d : diffs) list += "\n  " + d;
-    ROTOR_FAIL("resume", mwhat, " holds a model with another config (", diffs.size(), " fields differ):", list);
+  if (language_model) {
+    const ModelConfig saved = checkpoint_config(model_file, mwhat);
+    std::vector<std::string> diffs;
+    diff_fields(saved.to_json(), language_model->config.to_json(), "", diffs);
+    if (!diffs.empty()) {
+      std::string list;
+      for (const std::string& d : diffs) list += "\n  " + d;
+      ROTOR_FAIL("resume", mwhat, " holds a model with another config (", diffs.size(), " fields differ):", list);
+    }
   }
   // Validate both files fully before writing into the model.
   load_parameters(model, model_file, true, mwhat);

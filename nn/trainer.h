@@ -1,8 +1,10 @@
-// One training step of a language model on token data (forward, fused cross-entropy,
-// backward, clipping, AdamW with a warmup + cosine schedule), checkpointing of everything a
-// bit-identical resume needs, and evaluation. A step can be split into micro-batches
-// (gradient accumulation) and over the ranks of a data-parallel job (distributed.h).
+// One training step of a model (forward, loss, backward, clipping, AdamW with a warmup +
+// cosine schedule), checkpointing of everything a bit-identical resume needs, and evaluation.
+// The model is a LanguageModel on token data (fused cross-entropy), or any Module with a loss
+// function of a batch. A step can be split into micro-batches (gradient accumulation) and over
+// the ranks of a data-parallel job (distributed.h).
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -48,6 +50,15 @@ class TrainingDiverged : public Error {
 class World;
 class GradientReducer;
 
+// What a loss function returns for one batch: the mean loss (0-d, requires grad) and, for a
+// classifier, the items counted and predicted right (accuracy; leave it 0/0 otherwise).
+struct BatchLoss {
+  Tensor loss;
+  Accuracy accuracy;
+};
+// The loss of a Module on a batch (inputs and labels of any dtype and shape with rows first).
+using LossFn = std::function<BatchLoss(const TokenData& batch)>;
+
 class Trainer {
  public:
   // The trainer keeps references to model, loader and world; they must outlive it. With a
@@ -59,6 +70,12 @@ class Trainer {
   // norm, as without accumulation. The sum is taken in micro-batch order, (g_0 + g_1) + ...,
   // so R ranks give the bits of one process with grad_accum R.
   Trainer(LanguageModel& model, Loader& loader, const TrainConfig& config, World* world = nullptr);
+  // Any module: loss(batch) computes the forward and the mean loss over the batch's rows. With
+  // micro-batches (grad_accum or ranks), each of the equal slices of rows weighs 1/N, so the
+  // summed gradient is that of the whole batch's mean when the loss is a mean over rows.
+  // Checkpoints hold the parameters and the step (no model config); resume checks names,
+  // shapes and dtypes against this module.
+  Trainer(Module& model, Loader& loader, const TrainConfig& config, LossFn loss, World* world = nullptr);
   ~Trainer();
 
   StepStats step();
@@ -88,7 +105,8 @@ class Trainer {
   // Bytes of gradient each rank sends into the all-reduce per step (0 without accumulation).
   int64_t reduce_bytes() const;
 
-  LanguageModel& model;
+  Module& model;
+  LanguageModel* language_model;  // the model when it is one, else null
   Loader& loader;
   TrainConfig config;
   AdamW optimizer;
@@ -96,6 +114,7 @@ class Trainer {
 
  private:
   int64_t step_ = 0;
+  LossFn loss_;
   World* world_;
   std::unique_ptr<GradientReducer> reducer_;  // when a step has more than one micro-batch
 };

@@ -110,15 +110,18 @@ expect 2 "go together" "$infer" --checkpoint "$ck" --input "$tmp/x.npy"
 expect 2 "give either" "$infer" --checkpoint "$ck" --prompt "1 2" --input "$tmp/x.npy" --output "$tmp/y.npy"
 expect 2 "--generate must be an integer" "$infer" --checkpoint "$ck" --prompt 1 --generate abc
 expect 2 "--generate must be in" "$infer" --checkpoint "$ck" --prompt 1 --generate -1
-expect 2 "--prompt must be token ids" "$infer" --checkpoint "$ck" --prompt "1 x"
-expect 2 "--prompt must be token ids" "$infer" --checkpoint "$ck" --prompt "1 99999999999999999999"
-expect 2 "--prompt is empty" "$infer" --checkpoint "$ck" --prompt " "
-expect 1 "outside the vocabulary" "$infer" --checkpoint "$ck" --prompt "1 16"
-expect 1 "outside the vocabulary" "$infer" --checkpoint "$ck" --prompt "-1"
+expect 2 "--prompt must be token ids" "$infer" --checkpoint "$ck" --prompt "1 x" --generate 1
+expect 2 "--prompt must be token ids" "$infer" --checkpoint "$ck" --prompt "1 99999999999999999999" --generate 1
+expect 2 "--prompt is empty" "$infer" --checkpoint "$ck" --prompt " " --generate 1
+expect 1 "outside the vocabulary" "$infer" --checkpoint "$ck" --prompt "1 16" --generate 1
+expect 1 "outside the vocabulary" "$infer" --checkpoint "$ck" --prompt "-1" --generate 1
 expect 0 "generated:" "$infer" --checkpoint "$ck" --prompt "1 2 3" --generate 3
-expect 1 "cannot open" "$infer" --checkpoint "$tmp/missing.safetensors" --prompt 1
-expect 1 "[safetensors]" "$infer" --checkpoint "$tmp/noise.safetensors" --prompt 1
-expect 1 "[safetensors]" "$infer" --checkpoint "$tmp/cut.safetensors" --prompt 1
+expect 2 "--prompt needs --generate" "$infer" --checkpoint "$ck" --prompt "1 2 3"
+expect 2 "--top-p must be" "$infer" --checkpoint "$ck" --prompt "1 2 3" --generate 3 --top-p 0
+expect 2 "--top-p must be" "$infer" --checkpoint "$ck" --prompt "1 2 3" --generate 3 --top-p 1.5
+expect 1 "cannot open" "$infer" --checkpoint "$tmp/missing.safetensors" --prompt 1 --generate 1
+expect 1 "[safetensors]" "$infer" --checkpoint "$tmp/noise.safetensors" --prompt 1 --generate 1
+expect 1 "[safetensors]" "$infer" --checkpoint "$tmp/cut.safetensors" --prompt 1 --generate 1
 expect 1 "[load_npy]" "$infer" --checkpoint "$ck" --input "$tmp/noise.safetensors" --output "$tmp/y.npy"
 expect 1 "int64 [B, T]" "$infer" --checkpoint "$ck" --input "$corpus/npy/ok_float32.npy" --output "$tmp/y.npy"
 expect 1 "int64 [B, T]" "$infer" --checkpoint "$ck" --input "$corpus/npy/ok_float32_2d.npy" --output "$tmp/y.npy"
@@ -128,8 +131,8 @@ expect 0 "wrote" "$infer" --checkpoint "$ck" --input "$corpus/npy/ok_ids.npy" --
 for f in "$corpus"/checkpoint/*.safetensors; do
   case $(basename "$f") in
     ok_*) expect 0 "generated:" "$infer" --checkpoint "$f" --prompt "1 2" --generate 1 ;;
-    any_*) refute "terminate called" "$infer" --checkpoint "$f" --prompt "1 2" ;;
-    *) expect 1 "[" "$infer" --checkpoint "$f" --prompt "1 2" ;;
+    any_*) refute "terminate called" "$infer" --checkpoint "$f" --prompt "1 2" --generate 1 ;;
+    *) expect 1 "[" "$infer" --checkpoint "$f" --prompt "1 2" --generate 1 ;;
   esac
 done
 

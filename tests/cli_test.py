@@ -69,6 +69,11 @@ if a == expect(gen + ["--seed", "6"], 0, "Early to "):
 # Sampling among the single most likely token is greedy decoding.
 if expect(gen + ["--top-k", "1", "--seed", "7"], 0) != expect(gen + ["--temperature", "0"], 0):
     failures.append("infer: --top-k 1 differs from --temperature 0")
+# A nucleus smaller than any one token's probability is greedy too; a wider one samples.
+if expect(gen + ["--top-p", "1e-9", "--seed", "7"], 0) != expect(gen + ["--temperature", "0"], 0):
+    failures.append("infer: --top-p 1e-9 differs from --temperature 0")
+if expect(gen + ["--top-p", "0.9", "--seed", "5"], 0) == expect(gen + ["--top-p", "0.9", "--seed", "6"], 0):
+    failures.append("infer: --top-p 0.9 with seeds 5 and 6 wrote the same 40 bytes")
 raw = subprocess.run(gen, capture_output=True, timeout=120).stdout
 if b"generated:" in raw or not raw.startswith(b"Early to ") or len(raw) < len("Early to ") + 40:
     failures.append(f"infer: a text model should print the prompt and 40 bytes of text, got {raw!r}")

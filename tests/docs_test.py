@@ -116,7 +116,7 @@ OPS_HEADERS = [
     "rotor/autograd/ops.h", "rotor/autograd/node.h", "rotor/autograd/gradcheck.h", "rotor/autograd/rope.h",
     "rotor/autograd/gla.h", "rotor/autograd/gated_delta.h", "rotor/autograd/attention.h", "rotor/autograd/scan.h",
     "rotor/autograd/fused.h",
-    "rotor/nn/module.h", "rotor/nn/layers.h", "rotor/nn/functional.h", "rotor/nn/rotary.h", "rotor/nn/gla.h",
+    "rotor/nn/module.h", "rotor/nn/layers.h", "rotor/nn/containers.h", "rotor/nn/sampling.h", "rotor/nn/functional.h", "rotor/nn/rotary.h", "rotor/nn/gla.h",
     "rotor/nn/gated_deltanet.h", "rotor/nn/attention.h", "rotor/nn/model.h", "rotor/nn/loss.h", "rotor/nn/optim.h",
     "rotor/nn/init.h", "rotor/nn/checkpoint.h", "rotor/nn/trainer.h", "rotor/nn/data.h", "rotor/nn/distributed.h",
     "rotor/nn/text.h", "rotor/nn/mqar.h", "rotor/nn/tasks.h", "rotor/nn/copying.h", "rotor/nn/state_tracking.h", "rotor/nn/recall.h",

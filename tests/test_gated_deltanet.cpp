@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "core_test_util.h"
@@ -86,6 +87,64 @@ TEST_CASE("GatedDeltaNet parameters carry the reference's names, layouts and wei
   LanguageModel plain(c, gen);
   CHECK(names(plain).count(a + "o_norm.weight") == 1);
   CHECK(names(plain).count(a + "g_proj.weight") == 0);
+}
+
+TEST_CASE("a hybrid gated_deltanet model has exactly the reference's state-dict names and shapes") {
+  // Written out from the reference's module tree (GatedDeltaNetForCausalLM: model.embeddings,
+  // model.layers.i.{attn_norm, attn, mlp_norm, mlp}, model.norm, lm_head; attention layers as in
+  // attn.layers with fixed RoPE, which has no weights; the GatedDeltaNet layer with low-rank
+  // Selective RoPE and its short convolution): nothing missing, nothing extra, PyTorch shapes.
+  ModelConfig c = gdn_config();
+  c.attn_layers = {0};
+  c.attn_num_heads = 4;
+  Generator gen(0);
+  LanguageModel m(c, gen);
+  const std::string a0 = "model.layers.0.attn.", a1 = "model.layers.1.attn.";
+  std::map<std::string, Shape> want = {
+      {"model.embeddings.weight", {40, 32}},
+      {"model.norm.weight", {32}},
+      {"lm_head.weight", {40, 32}},
+      {a0 + "q_proj.weight", {32, 32}},
+      {a0 + "k_proj.weight", {32, 32}},
+      {a0 + "v_proj.weight", {32, 32}},
+      {a0 + "o_proj.weight", {32, 32}},
+      {a1 + "q_proj.weight", {16, 32}},
+      {a1 + "k_proj.weight", {16, 32}},
+      {a1 + "v_proj.weight", {32, 32}},
+      {a1 + "a_proj.weight", {2, 32}},
+      {a1 + "b_proj.weight", {2, 32}},
+      {a1 + "A_log", {2}},
+      {a1 + "dt_bias", {2}},
+      {a1 + "q_conv1d.weight", {16, 1, 4}},
+      {a1 + "k_conv1d.weight", {16, 1, 4}},
+      {a1 + "v_conv1d.weight", {32, 1, 4}},
+      {a1 + "g_proj.weight", {32, 32}},
+      {a1 + "o_norm.weight", {16}},
+      {a1 + "o_proj.weight", {32, 32}},
+      {a1 + "rotary.phi_proj.0.weight", {4, 32}},
+      {a1 + "rotary.phi_proj.1.weight", {8, 4}},
+      {a1 + "rotary.phi_conv1d.weight", {8, 1, 4}},
+      {a1 + "rotary.temperature", {1, 1, 1, 4}},
+  };
+  for (const char* l : {"model.layers.0.", "model.layers.1."}) {
+    const std::string p = l;
+    want[p + "attn_norm.weight"] = {32};
+    want[p + "mlp_norm.weight"] = {32};
+    want[p + "mlp.gate_proj.weight"] = {48, 32};
+    want[p + "mlp.up_proj.weight"] = {48, 32};
+    want[p + "mlp.down_proj.weight"] = {32, 48};
+  }
+  std::map<std::string, Shape> got;
+  for (const Parameter& p : m.named_parameters()) got[p.name] = p.value.shape();
+  for (const auto& [name, shape] : want) {
+    INFO(name);
+    REQUIRE(got.count(name) == 1);
+    CHECK(got.at(name) == shape);
+  }
+  for (const auto& [name, shape] : got) {
+    INFO("not in the reference: ", name);
+    CHECK(want.count(name) == 1);
+  }
 }
 
 TEST_CASE("A_log and dt_bias follow the reference's initialisation") {

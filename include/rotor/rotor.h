@@ -34,6 +34,7 @@
 
 #include "rotor/nn/attention.h"
 #include "rotor/nn/checkpoint.h"
+#include "rotor/nn/containers.h"
 #include "rotor/nn/copying.h"
 #include "rotor/nn/data.h"
 #include "rotor/nn/distributed.h"
@@ -50,6 +51,7 @@
 #include "rotor/nn/optim.h"
 #include "rotor/nn/recall.h"
 #include "rotor/nn/rotary.h"
+#include "rotor/nn/sampling.h"
 #include "rotor/nn/state_tracking.h"
 #include "rotor/nn/tasks.h"
 #include "rotor/nn/text.h"
