@@ -3,7 +3,7 @@
 //
 //   build/examples/parity_phase                 trains the main job's Selective RoPE parity model, then looks inside
 //   build/examples/train --task parity --layers 1 --dim 32 --heads 4 --short-conv 1 --pe selective_rope
-//       --pe-temp-theta 1 --pe-bias 1 --lr 1e-2 --seq-len 16 --save p.safetensors          (one command)
+//       --pe-temp-theta 1 --pe-bias 1 --lr 1e-2 --seq-len 16 --min-len 1 --save p.safetensors   (one command)
 //   build/examples/parity_phase --load p.safetensors      looks inside a model train saved
 //
 // Parity is the word problem over S2: tokens 0 (keep) and 1 (flip) after a start token, label =
@@ -37,7 +37,8 @@ using namespace rotor::nn;
 static const char* kUsage = R"(usage: parity_phase [flags]
   --load PATH    a parity checkpoint from examples/train (1-layer GLA + Selective RoPE); without it,
                  a model is trained here with the main job's settings:
-  --seq-len 16  --steps 600  --lr 1e-2  --seed 0  --dim 32  --heads 4  --threads 1
+  --seq-len 16  --min-len 1 (training lengths uniform in [min-len, seq-len])  --steps 1000  --lr 1e-2
+  --seed 0  --dim 32  --heads 4  --threads 1
 )";
 
 namespace {
@@ -129,7 +130,8 @@ std::vector<PairStats> pair_stats(const Phases& p, const Tensor& ids) {
 int main(int argc, char** argv) {
   examples::Flags flags(argc, argv, kUsage);
   const std::string load = flags.str("load", "");
-  const int64_t L = flags.integer("seq-len", 16, 2, 4096), steps = flags.integer("steps", 600, 1, 1 << 24);
+  const int64_t L = flags.integer("seq-len", 16, 2, 4096), steps = flags.integer("steps", 1000, 1, 1 << 24);
+  const int64_t min_len = flags.integer("min-len", 1, 0, L);
   const double lr = flags.real("lr", 1e-2, 1e-9, 10.0);
   const int64_t seed = flags.integer("seed", 0, 0, int64_t(1) << 40), dim = flags.integer("dim", 32, 2, 4096);
   const int64_t heads = flags.integer("heads", 4, 1, 256), threads = flags.integer("threads", 1, 0, 1024);
@@ -158,7 +160,9 @@ int main(int argc, char** argv) {
       c.position_embedding.selective.temp_theta = 1;
       Generator gen{uint64_t(seed)};
       model = std::make_unique<LanguageModel>(c, gen);
-      TaskData data = state_tracking_splits(task, 10000, 500, uint64_t(seed));
+      StateTrackingConfig train_task = task;
+      train_task.min_len = min_len;
+      TaskData data = state_tracking_splits(train_task, 10000, 500, uint64_t(seed));
       BatchLoader loader(data.train, 64, uint64_t(seed));
       TrainConfig tc;
       tc.steps = steps;
@@ -166,7 +170,7 @@ int main(int argc, char** argv) {
       tc.warmup = std::min<int64_t>(100, steps / 10);
       tc.min_lr = 1e-5;
       Trainer trainer(*model, loader, tc);
-      std::printf("training %lld steps on parity, L = %lld ...\n", (long long)steps, (long long)L);
+      std::printf("training %lld steps on parity, lengths %lld-%lld ...\n", (long long)steps, (long long)(min_len ? min_len : L), (long long)L);
       StepStats s;
       while (trainer.step_count() < steps) s = trainer.step();
       std::printf("last batch: loss %.4f, accuracy %.4f\n", s.loss, s.accuracy);
