@@ -3,6 +3,7 @@
 //
 //   build/examples/mqar_study                       the default study (what scripts/run runs)
 //   build/examples/mqar_study --steps 400 --out-dir results
+//   mpirun -np 2 build/examples/mqar_study          the variants spread over 2 processes
 //
 // It runs build/examples/train once per variant (each writes a CSV log), then prints a table
 // of test accuracy and draws mqar.svg: test accuracy against training step, one curve per
@@ -20,6 +21,7 @@
 
 #include "common.h"
 #include "plot_svg.h"
+#include "study_ranks.h"
 
 static const char* kUsage = R"(usage: mqar_study [flags]   (every flag is passed on to train)
   --variants none,rope,selective_rope,selective_rope_bias  --mixer gla  --out-dir .
@@ -56,14 +58,14 @@ Curve read_log(const std::string& path) {
 
 // Runs a program and waits for it; cpu_seconds receives its user + system time (on a busy
 // machine the honest measure of cost: on an idle one, wall time is between cpu/threads and cpu).
-int run(const std::vector<std::string>& args, double& cpu_seconds) {
+int run(const std::vector<std::string>& args, double& cpu_seconds, char** envp) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp);
     std::perror("execv");
     _exit(127);
   }
@@ -77,6 +79,11 @@ int run(const std::vector<std::string>& args, double& cpu_seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Under mpirun the variants are spread over the ranks, one run per rank at a time; rank 0
+  // prints (its runs' progress and the table) and writes the plot.
+  rotor::nn::World world(argc, argv);
+  if (!world.is_root() && !std::freopen("/dev/null", "w", stdout)) std::perror("mqar_study: /dev/null");
+  examples::ChildEnvironment child_env;
   examples::Flags flags(argc, argv, kUsage);
   const std::string variants_flag = flags.str("variants", "none,rope,selective_rope,selective_rope_bias");
   const std::string out_dir = flags.str("out-dir", ".");
@@ -95,7 +102,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> common;
   std::string settings;
   for (const auto& [name, fallback] : defaults) {
-    const std::string v = flags.str(name, fallback);
+    std::string v = flags.str(name, fallback);
+    if (name == "threads" && world.size() > 1) v = std::to_string(examples::threads_per_run(world, std::stoi(v)));
     common.push_back("--" + name);
     common.push_back(v);
     settings += " --" + name + " " + v;
@@ -112,11 +120,18 @@ int main(int argc, char** argv) {
   std::string self = argv[0];
   const std::string train = self.substr(0, self.find_last_of('/') + 1) + "train";
   std::printf("MQAR study:%s\n\n", settings.c_str());
+  if (world.size() > 1)
+    std::printf("%zu variants over %d ranks (variant i on rank i mod %d)\n\n", variants.size(), world.size(), world.size());
   std::vector<examples::Series> series;
   std::vector<Curve> curves;
-  std::vector<double> seconds, cpu;
-  for (const std::string& pe : variants) {
+  std::vector<double> seconds(variants.size()), cpu(variants.size());
+  std::vector<std::string> logs;
+  std::string mine;  // "index seconds cpu exit-code" per run of this rank
+  for (size_t i = 0; i < variants.size(); ++i) {
+    const std::string& pe = variants[i];
     const std::string log = out_dir + "/mqar_" + pe + ".csv";
+    logs.push_back(log);
+    if (int(i % size_t(world.size())) != world.rank()) continue;
     // selective_rope_bias: Selective RoPE with its optional phase bias (starts at RoPE's rate).
     const bool bias = pe == "selective_rope_bias";
     std::vector<std::string> args = {train, "--task", "mqar", "--pe", bias ? "selective_rope" : pe, "--pe-bias",
@@ -125,16 +140,41 @@ int main(int argc, char** argv) {
     std::printf("== %s\n", pe.c_str());
     const auto t0 = std::chrono::steady_clock::now();
     double cpu_seconds = 0;
-    if (int rc = run(args, cpu_seconds); rc != 0) {
+    const int rc = run(args, cpu_seconds, child_env.envp());
+    if (rc != 0) {
       std::fprintf(stderr, "mqar_study: train --pe %s failed (exit code %d)\n", pe.c_str(), rc);
-      return 1;
+      if (world.size() == 1) return 1;
     }
-    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    cpu.push_back(cpu_seconds);
-    curves.push_back(read_log(log));
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    mine += std::to_string(i) + " " + std::to_string(wall) + " " + std::to_string(cpu_seconds) + " " +
+            std::to_string(rc) + "\n";
+    std::printf("\n");
+  }
+  // Every run's log reaches rank 0, and so do its times and exit codes.
+  int failed = 0;
+  const std::vector<std::string> parts = examples::gather_runs(world, logs, mine);
+  for (size_t p = 0; p < parts.size(); ++p) {
+    std::stringstream in(parts[p]);
+    size_t i = 0;
+    double wall = 0, cpu_seconds = 0;
+    int rc = 0;
+    while (in >> i >> wall >> cpu_seconds >> rc) {
+      seconds[i] = wall, cpu[i] = cpu_seconds;
+      if (rc != 0) {
+        ++failed;
+        if (world.is_root() && int(p) != 0)
+          std::fprintf(stderr, "mqar_study: train --pe %s failed on rank %zu (exit code %d)\n", variants[i].c_str(), p, rc);
+      }
+    }
+  }
+  if (!world.is_root()) return failed ? 1 : 0;
+  if (failed) return 1;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    const std::string& pe = variants[i];
+    const bool bias = pe == "selective_rope_bias";
+    curves.push_back(read_log(logs[i]));
     const std::string label = pe == "none" ? "no PE" : pe == "rope" ? "RoPE" : bias ? "Selective RoPE + bias" : "Selective RoPE";
     series.push_back({label, curves.back().steps, curves.back().test_accuracy, {}, {}});
-    std::printf("\n");
   }
 
   std::printf("%-22s %10s %14s %11s %10s %9s %9s\n", "variant", "test acc", "best test acc", "train loss", "train acc",

@@ -5,6 +5,7 @@
 //
 //   build/examples/study studies/main.json --out-dir results          what scripts/run runs
 //   build/examples/study studies/parity.json --jobs 2 --threads 1      two runs at a time
+//   mpirun -np 4 --hostfile hosts build/examples/study studies/parity.json    runs spread over 4 ranks
 //
 // A spec holds one study or {"studies": [...]}. A study:
 //   {"name": "parity", "title": "...", "task": "parity",
@@ -23,7 +24,9 @@
 // Each run writes <out>/<name>/runs/<id>.{csv,json,txt}; a run whose .json exists with the
 // same arguments (its .args file) is not rerun, so an interrupted study resumes where it
 // stopped. Runs are independent processes: --jobs N runs N at a time (each with --threads;
-// results do not depend on either).
+// results do not depend on either). Under mpirun, the runs to do are dealt out to the ranks (the
+// k-th to rank k mod R), each rank runs its share --jobs at a time, and rank 0 gathers every
+// run's files (no shared directory needed) and writes the summary.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,6 +43,7 @@
 
 #include "common.h"
 #include "plot_svg.h"
+#include "study_ranks.h"
 #include "rotor/core/io.h"
 #include "rotor/core/error.h"
 #include "rotor/core/json.h"
@@ -140,6 +144,8 @@ struct Run {
   std::vector<std::string> args;
   bool done = false, failed = false;
   double cpu = 0;
+  int owner = 0;      // the rank that runs it
+  bool mine = false;  // run by this process
 };
 
 // The curve and the final numbers of one finished run.
@@ -194,7 +200,7 @@ std::string read_text(const std::string& path) {
 }
 
 // Starts a run with stdout and stderr going to its .txt file.
-pid_t start(const Run& run, const std::string& base) {
+pid_t start(const Run& run, const std::string& base, char** envp) {
   std::vector<char*> argv;
   for (const auto& a : run.args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -203,7 +209,7 @@ pid_t start(const Run& run, const std::string& base) {
   if (pid == 0) {
     const int fd = ::open((base + ".txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp);
     std::perror("execv");
     _exit(127);
   }
@@ -248,7 +254,9 @@ examples::Series band(const std::string& label, const std::vector<const Result*>
   return s;
 }
 
-int run_study(const Study& st, const std::string& train, const std::string& out_dir, int64_t jobs, int64_t threads) {
+int run_study(rotor::nn::World& world, const Study& st, const std::string& train, const std::string& out_dir,
+              int64_t jobs, int64_t threads) {
+  examples::ChildEnvironment child_env;
   const std::string dir = out_dir + "/" + st.name + "/runs";
   fs::create_directories(dir);
   std::vector<Run> runs;
@@ -265,12 +273,28 @@ int run_study(const Study& st, const std::string& train, const std::string& out_
         std::string joined;
         for (size_t i = 1; i < r.args.size(); ++i) joined += r.args[i] + (i + 1 < r.args.size() ? " " : "\n");
         r.done = fs::exists(base + ".json") && read_text(base + ".args") == joined;
-        if (!r.done) std::ofstream(base + ".args") << joined;
         runs.push_back(r);
       }
-  const size_t todo = size_t(std::count_if(runs.begin(), runs.end(), [](const Run& r) { return !r.done; }));
-  std::printf("== %s: %zu runs (%zu settings x %zu variants x %zu seeds), %zu to do, %lld at a time\n", st.name.c_str(),
+  // Every rank sees the same directory (or rank 0's decides: what it lacks is rerun).
+  std::string done_flags;
+  for (const Run& r : runs) done_flags += r.done ? '1' : '0';
+  done_flags = world.allgather(done_flags)[0];
+  size_t todo = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    Run& r = runs[i];
+    r.done = done_flags[i] == '1';
+    if (r.done) continue;
+    r.owner = int(todo++ % size_t(world.size()));
+    if (r.owner != world.rank()) continue;
+    r.mine = true;
+    std::string joined;
+    for (size_t k = 1; k < r.args.size(); ++k) joined += r.args[k] + (k + 1 < r.args.size() ? " " : "\n");
+    std::ofstream(dir + "/" + r.id + ".args") << joined;
+  }
+  std::printf("== %s: %zu runs (%zu settings x %zu variants x %zu seeds), %zu to do, %lld at a time", st.name.c_str(),
               runs.size(), st.settings.size(), st.variants.size(), st.seeds.size(), todo, (long long)jobs);
+  if (world.size() > 1) std::printf(" on each of %d ranks", world.size());
+  std::printf("\n");
 
   // Run what is missing, `jobs` at a time.
   const auto t0 = std::chrono::steady_clock::now();
@@ -279,7 +303,8 @@ int run_study(const Study& st, const std::string& train, const std::string& out_
   double cpu_total = 0;
   while (next < runs.size() || !running.empty()) {
     while (next < runs.size() && int64_t(running.size()) < jobs) {
-      if (!runs[next].done) running[start(runs[next], dir + "/" + runs[next].id)] = next;
+      if (!runs[next].done && runs[next].owner == world.rank())
+        running[start(runs[next], dir + "/" + runs[next].id, child_env.envp())] = next;
       ++next;
     }
     if (running.empty()) continue;
@@ -298,6 +323,32 @@ int run_study(const Study& st, const std::string& train, const std::string& out_
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("  [%zu/%zu] %-40s %s  (%.0f s cpu, %s elapsed)\n", finished, todo, r.id.c_str(),
                 r.failed ? "FAILED (see its .txt)" : "done", r.cpu, examples::Progress::clock(wall).c_str());
+  }
+  if (world.size() > 1) {
+    // Rank 0 gets every run's files and its cpu time and outcome.
+    std::vector<std::string> paths;
+    std::string mine;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const Run& r = runs[i];
+      if (!r.mine) continue;
+      for (const char* ext : {".json", ".csv", ".txt", ".args"}) paths.push_back(dir + "/" + r.id + ext);
+      mine += std::to_string(i) + " " + std::to_string(r.cpu) + " " + (r.failed ? "1" : "0") + "\n";
+    }
+    int mine_failed = 0;
+    for (const Run& r : runs) mine_failed += r.mine && r.failed;
+    const std::vector<std::string> parts = examples::gather_runs(world, paths, mine);
+    if (!world.is_root()) return mine_failed;
+    cpu_total = 0;
+    for (const std::string& part : parts) {
+      std::stringstream in(part);
+      size_t i = 0;
+      double cpu = 0;
+      int failed = 0;
+      while (in >> i >> cpu >> failed) {
+        runs[i].cpu = cpu, runs[i].failed = failed != 0, runs[i].done = !runs[i].failed;
+        cpu_total += cpu;
+      }
+    }
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -402,6 +453,8 @@ int run_study(const Study& st, const std::string& train, const std::string& out_
 }  // namespace
 
 int main(int argc, char** argv) {
+  rotor::nn::World world(argc, argv);  // alone, or one rank of an mpirun job (rank 0 prints)
+  if (!world.is_root() && !std::freopen("/dev/null", "w", stdout)) std::perror("study: /dev/null");
   if (argc < 2 || argv[1][0] == '-') {
     std::fprintf(stderr, "%s", kUsage);
     return 2;
@@ -423,7 +476,7 @@ int main(int argc, char** argv) {
     fs::create_directories(out_dir);
     int problems = 0;
     for (const Study& s : studies)
-      if (only.empty() || s.name == only) problems += run_study(s, train, out_dir, jobs, threads);
+      if (only.empty() || s.name == only) problems += run_study(world, s, train, out_dir, jobs, threads);
     if (problems) std::printf("study: %d failed runs or claims\n", problems);
     return problems ? 1 : 0;
   } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 //   build/examples/train --task mqar --mixer gla --pe selective_rope --steps 1000 --save ckpt.safetensors
 //   build/examples/train --task text --data book.txt --pe rope --save lm.safetensors     bytes of any text
 //   build/examples/train ... --resume ckpt.safetensors      continue a run exactly where it stopped
+//   mpirun -np 2 build/examples/train ...                   data parallel: each rank takes half of every batch
 //
 // What it shows: the whole training loop of rotor — data, model, fused cross-entropy, AdamW
 // with warmup + cosine schedule, clipping, evaluation, checkpoints — in one page. Watch the
@@ -15,6 +16,16 @@
 // Each task is one entry of kTasks: a function that reads the task's flags and returns its
 // vocabulary and a generator of its train / test / per-length data (nn/tasks.h). Text streams
 // its training windows from a loader of its own and reports bits per byte (nn/text.h).
+//
+// Under mpirun every rank runs this same program on the same global batches; the trainer gives
+// rank r its slice of each batch and sums the gradients in rank order (nn/distributed.h), so
+// the run is the one process with --grad-accum R would make, bit for bit. Rank 0 alone prints,
+// evaluates, logs and saves; every step a rank can fail on alone runs inside World::together,
+// so a failure anywhere stops every rank with one message.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -23,6 +34,7 @@
 #include "rotor/core/io.h"
 #include "rotor/core/parallel.h"
 #include "rotor/nn/copying.h"
+#include "rotor/nn/distributed.h"
 #include "rotor/nn/mqar.h"
 #include "rotor/nn/recall.h"
 #include "rotor/nn/state_tracking.h"
@@ -56,6 +68,8 @@ static const char* kUsage = R"(usage: train [flags]
   training  --steps 1000  --batch 64  --lr 1e-3  --warmup 100  --min-lr 1e-5  --weight-decay 0.1
             --grad-clip 1  --seed 0  --threads 0 (all)
             --grad-accum 1 (split each batch into N micro-batches: same update, less memory)
+            under mpirun: --bucket-kb 1024 (gradient bytes per all-reduce)  --overlap 1 (reduce a
+            bucket while the backward runs on; 0: all after the backward)
   output    --eval-every 100  --log FILE.csv  --results FILE.json  --save PATH  --save-every 0 (only at
             the end)  --resume PATH  --stop-at N (stop after step N of --steps; resume later with the same flags)
 )";
@@ -200,9 +214,53 @@ Evaluation eval(const LanguageModel& model, const TokenData& data, int64_t batch
   return {r.accuracy.value(), r.sequences.value(), r.loss};
 }
 
+// On ranks other than 0, stdout goes nowhere, and so does stderr while a block runs whose
+// errors every rank meets alike (the flags: every rank has the same command line).
+class RankOutput {
+ public:
+  explicit RankOutput(const World& world) : quiet_(!world.is_root()) {
+    if (quiet_ && !std::freopen("/dev/null", "w", stdout)) std::perror("train: /dev/null");
+  }
+  void mute_errors(bool on) {
+    if (!quiet_) return;
+    std::fflush(stderr);
+    if (on) {
+      saved_ = ::dup(STDERR_FILENO);
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, STDERR_FILENO);
+      ::close(null);
+    } else if (saved_ >= 0) {
+      ::dup2(saved_, STDERR_FILENO);
+      ::close(saved_);
+      saved_ = -1;
+    }
+  }
+  // An error: every rank has it (CollectiveError; a divergence, which the trainer decides on
+  // every rank alike) and rank 0 reports it, or only this rank has it and says so.
+  void report(const World& world, const std::exception& e, bool collective) const {
+    if (!quiet_) std::fprintf(stderr, "%s\n", e.what());
+    else if (!collective) std::fprintf(stderr, "[rank %d] %s\n", world.rank(), e.what());
+  }
+
+ private:
+  bool quiet_;
+  int saved_ = -1;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  World world(argc, argv);  // this process alone, or one rank of an mpirun job
+  RankOutput output(world);
+  try {
+    std::string line;
+    for (int i = 1; i < argc; ++i) line += std::string(argv[i]) + '\n';
+    world.check_same("the command line (every rank must be started with the same flags)", line);
+  } catch (const CollectiveError& e) {
+    output.report(world, e, true);
+    return 2;
+  }
+  output.mute_errors(true);
   examples::Flags flags(argc, argv, kUsage);
   const std::string task_name = flags.str("task", "mqar", task_names());
   TaskSetup task;
@@ -248,6 +306,8 @@ int main(int argc, char** argv) {
   train.weight_decay = flags.real("weight-decay", 0.1, 0.0, 10.0);
   train.grad_clip = flags.real("grad-clip", 1.0, 0.0, 1e9);
   train.grad_accum = flags.integer("grad-accum", 1, 1, 1 << 20);
+  train.bucket_bytes = flags.integer("bucket-kb", 1024, 1, 1 << 22) * 1024;
+  train.overlap = flags.integer("overlap", 1, 0, 1) == 1;
   const uint64_t seed = uint64_t(flags.integer("seed", 0, 0, int64_t(1) << 40));
   const int64_t threads = flags.integer("threads", 0, 0, 1024);
   const int64_t eval_every = flags.integer("eval-every", 100, 0, int64_t(1) << 40);
@@ -258,32 +318,64 @@ int main(int argc, char** argv) {
   // that --resume joins, bit-identical to one uninterrupted run.
   const int64_t stop_at = flags.integer("stop-at", train.steps, 1, train.steps);
   flags.finish();
+  // Ranks on one host share its cores.
   if (threads) set_num_threads(int(threads));
+  else if (world.local_size() > 1) set_num_threads(std::max(1, num_threads() / world.local_size()));
   try {
     model_config.validate();
   } catch (const Error& e) {
     flags.fail(e.what());
   }
   if (save_every && save_path.empty()) flags.fail("--save-every needs --save");
-  if (batch % train.grad_accum) flags.fail("--batch must be a multiple of --grad-accum");
+  if (batch % (train.grad_accum * world.size()))
+    flags.fail(world.size() > 1 ? "--batch must be a multiple of --grad-accum x the number of ranks (" +
+                                      std::to_string(train.grad_accum) + " x " + std::to_string(world.size()) + ")"
+                                : "--batch must be a multiple of --grad-accum");
+  output.mute_errors(false);
+  const bool root = world.is_root();
 
   try {
-    if (!save_path.empty()) Trainer::check_save_path(save_path);  // before the work it would keep
-    // 1. Data: disjoint train and test sets, and a loader that shuffles the train set.
-    TaskData data = task.generate(seed);
-    if (!task.loader && batch > data.train.size()) flags.fail("--batch must not exceed --train-size");
-    std::unique_ptr<Loader> loader =
-        task.loader ? task.loader(batch, seed) : std::make_unique<BatchLoader>(data.train, batch, seed);
+    // 1. Data: disjoint train and test sets, and a loader that shuffles the train set. Every
+    // rank makes (or reads) the same data: the fingerprints must agree.
+    TaskData data;
+    std::unique_ptr<Loader> loader;
+    world.together([&] {
+      if (root && !save_path.empty()) Trainer::check_save_path(save_path);  // before the work it would keep
+      data = task.generate(seed);
+    });
+    if (!task.loader && batch > data.train.size()) {
+      output.mute_errors(true);
+      flags.fail("--batch must not exceed --train-size");
+    }
+    world.together([&] {
+      loader = task.loader ? task.loader(batch, seed) : std::make_unique<BatchLoader>(data.train, batch, seed);
+    });
+    world.check_same("the training data (its fingerprint)", loader->fingerprint());
     const bool bpb = bool(task.bits_per_byte);
 
-    // 2. Model and trainer (a resumed run overwrites parameters, optimizer and loader state).
+    // 2. Model and trainer (a resumed run overwrites parameters, optimizer and loader state;
+    // every rank reads the checkpoint, so on several hosts it must be reachable from each).
     Generator init(seed);
     LanguageModel model(model_config, init);
-    Trainer trainer(model, *loader, train);
-    const std::string saved_train = resume_path.empty() ? "" : trainer.resume(resume_path);
+    Trainer trainer(model, *loader, train, &world);
+    std::string saved_train;
+    world.together([&] { saved_train = resume_path.empty() ? "" : trainer.resume(resume_path); });
+    auto save = [&] {
+      world.together([&] {
+        if (root) trainer.save(save_path, task.checkpoint_metadata);
+      });
+      world.set_stop_note("the last checkpoint, of step " + std::to_string(trainer.step_count()) + ", is " + save_path);
+    };
+    if (!resume_path.empty()) world.set_stop_note("the last checkpoint is " + resume_path);
     std::printf("model: %s + %s, %lld parameters (%lld in matmuls); %s %s; %lld steps of %lld\n", mixer.c_str(),
                 pe.c_str(), (long long)model.num_parameters(), (long long)model.matmul_parameters(), task_name.c_str(),
                 task.summary.c_str(), (long long)train.steps, (long long)batch);
+    if (world.size() > 1)
+      std::printf("data parallel: %d ranks x %lld micro-batch(es) of %lld rows; %.2f MB of gradient per step in %lld "
+                  "bucket(s)%s\n",
+                  world.size(), (long long)train.grad_accum, (long long)(batch / (world.size() * train.grad_accum)),
+                  double(trainer.reduce_bytes()) / 1e6, (long long)trainer.reduce_buckets(),
+                  train.overlap ? ", reduced during the backward" : ", reduced after the backward");
     if (trainer.step_count()) std::printf("resumed from %s at step %lld\n", resume_path.c_str(), (long long)trainer.step_count());
     if (!resume_path.empty() && saved_train != train.to_json().dump())
       std::printf("note: the training settings differ from the saved run's (%s): the continuation follows the new ones\n",
@@ -291,10 +383,11 @@ int main(int argc, char** argv) {
 
     // 3. The CSV log (appended to when resuming).
     std::ofstream log;
-    if (!log_path.empty()) {
+    if (root && !log_path.empty()) {
       const bool append = trainer.step_count() > 0;
       log.open(log_path, append ? std::ios::app : std::ios::trunc);
       if (!log) throw Error("[train] cannot open --log " + log_path);
+      log.precision(17);  // the loss to the bit
       if (!append) log << "step,loss,accuracy,test_accuracy,lr,grad_norm,test_sequence_accuracy,test_loss,test_bits_per_byte\n";
     }
 
@@ -307,18 +400,32 @@ int main(int argc, char** argv) {
       else std::snprintf(buf, sizeof buf, "  test acc %.4f", e.accuracy);
       return std::string(buf);
     };
+    // Step and reduction times: the fastest step is the one least disturbed by other work.
+    double step_min = 1e300, reduce_min = 1e300, step_sum = 0, reduce_sum = 0;
+    int64_t timed = 0;
     while (trainer.step_count() < stop_at) {
       StepStats s;
+      const auto t0 = std::chrono::steady_clock::now();
       try {
         s = trainer.step();
       } catch (const TrainingDiverged& e) {
         progress.newline();
-        std::fprintf(stderr, "%s\n", e.what());
-        if (!save_path.empty()) std::fprintf(stderr, "the last good checkpoint is %s (if one was saved)\n", save_path.c_str());
+        output.report(world, e, true);
+        if (root && !save_path.empty())
+          std::fprintf(stderr, "the last good checkpoint is %s (if one was saved)\n", save_path.c_str());
+        return 1;
+      } catch (const CollectiveError& e) {
+        progress.newline();
+        output.report(world, e, true);
+        if (root && !save_path.empty())
+          std::fprintf(stderr, "the last good checkpoint is %s (if one was saved)\n", save_path.c_str());
         return 1;
       }
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      step_min = std::min(step_min, dt), reduce_min = std::min(reduce_min, s.reduce_seconds);
+      step_sum += dt, reduce_sum += s.reduce_seconds, ++timed;
       std::string extra, test_cell, test_sequence_cell, test_loss_cell, bpb_cell;  // empty without evaluation
-      if ((eval_every && s.step % eval_every == 0) || s.step == stop_at) {
+      if (root && ((eval_every && s.step % eval_every == 0) || s.step == stop_at)) {
         test = eval(model, data.test, batch);
         extra = test_text(test);
         test_cell = std::to_string(test.accuracy);
@@ -330,10 +437,16 @@ int main(int argc, char** argv) {
                    << s.grad_norm << ',' << test_sequence_cell << ',' << test_loss_cell << ',' << bpb_cell << '\n'
                    << std::flush;
       progress.update(s.step, s.loss, s.accuracy, double(s.tokens), extra);
-      if (!save_path.empty() && save_every && s.step % save_every == 0) trainer.save(save_path, task.checkpoint_metadata);
+      if (!save_path.empty() && save_every && s.step % save_every == 0) save();
     }
     progress.newline();
-    if (!save_path.empty()) trainer.save(save_path, task.checkpoint_metadata);
+    if (!save_path.empty()) save();
+    if (timed && (world.size() > 1 || train.grad_accum > 1))
+      std::printf("step time: min %.2f ms, mean %.2f ms; waiting for the reduction after the backward: min %.2f ms, "
+                  "mean %.2f ms (%lld steps)\n",
+                  1e3 * step_min, 1e3 * step_sum / double(timed), 1e3 * reduce_min, 1e3 * reduce_sum / double(timed),
+                  (long long)timed);
+    if (!root) return 0;  // the rest is rank 0's: final evaluations and the results file
     if (test.accuracy < 0) test = eval(model, data.test, batch);
     const std::string run = mixer + " + " + pe + ", " + std::to_string(trainer.step_count()) + " steps, " +
                             examples::Progress::clock(progress.seconds());
@@ -374,8 +487,12 @@ int main(int argc, char** argv) {
       r.set("train", train.to_json());
       io::write_atomic(results_path, "train", [&](std::ostream& out) { out << r.dump(2) << "\n"; });
     }
+  } catch (const CollectiveError& e) {
+    output.report(world, e, true);
+    return 1;
   } catch (const Error& e) {
-    std::fprintf(stderr, "%s\n", e.what());
+    output.report(world, e, false);
+    if (world.size() > 1) world.abort(1);  // the other ranks may be waiting for this one
     return 1;
   }
   return 0;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -36,6 +37,8 @@ World::World(int& argc, char**& argv) : transport_(detail::mpi_transport(argc, a
   if (size_ > 1 && rank_ == 0) {
     set_stop_note("");
     std::signal(SIGTERM, on_sigterm);
+    // Leaving by exit() (after a message of its own), rank 0 has nothing to add if stopped.
+    std::atexit([] { std::signal(SIGTERM, SIG_DFL); });
   }
 }
 
@@ -106,7 +109,9 @@ void World::together(const std::function<void()>& fn) {
     ++failed;
     report += detail::concat("\n  rank ", p, ": ", all[size_t(p)].substr(1));
   }
-  if (failed) throw Error(detail::concat("[mpi] ", failed, " of ", size_, " ranks failed:", report));
+  if (failed == size_ && std::all_of(all.begin(), all.end(), [&](const std::string& m) { return m == all[0]; }))
+    throw CollectiveError(detail::concat("[mpi] every rank failed alike: ", all[0].substr(1)));
+  if (failed) throw CollectiveError(detail::concat("[mpi] ", failed, " of ", size_, " ranks failed:", report));
 }
 
 void World::check_same(const std::string& what, const std::string& value) {
@@ -114,7 +119,8 @@ void World::check_same(const std::string& what, const std::string& value) {
   std::string differ;
   for (int p = 1; p < size_; ++p)
     if (all[size_t(p)] != all[0]) differ += detail::concat(differ.empty() ? "" : ", ", p);
-  ROTOR_CHECK(differ.empty(), "mpi", "the ranks disagree on ", what, ": rank(s) ", differ, " differ from rank 0");
+  if (!differ.empty())
+    throw CollectiveError(detail::concat("[mpi] the ranks disagree on ", what, ": rank(s) ", differ, " differ from rank 0"));
 }
 
 void World::abort(int code) {

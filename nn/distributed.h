@@ -13,12 +13,20 @@
 #include <vector>
 
 #include "rotor/autograd/node.h"
+#include "rotor/core/error.h"
 
 namespace rotor::detail {
 class Transport;  // the MPI calls (distributed_mpi.cpp)
 }
 
 namespace rotor::nn {
+
+// An error every rank of the job throws together, with the same message (a rank that failed,
+// ranks that disagree): one rank, rank 0, is enough to report it.
+class CollectiveError : public Error {
+ public:
+  using Error::Error;
+};
 
 // The ranks of this job: MPI's world when rotor is built with MPI and the program was started
 // by an MPI launcher (mpirun), else this process alone (rank 0 of 1). Make one, early in main;
@@ -50,12 +58,12 @@ class World {
   // Blocking: every rank's string, in rank order.
   std::vector<std::string> allgather(const std::string& mine);
 
-  // Runs fn on every rank. If it throws on any rank, every rank throws one Error that names the
+  // Runs fn on every rank. If it throws on any rank, every rank throws one CollectiveError that names the
   // failed ranks and their messages (alone, the error propagates unchanged). Use it around any
   // step a rank can fail on its own (reading files, a save on rank 0) so that no rank is left
   // waiting for the others.
   void together(const std::function<void()>& fn);
-  // Throws on every rank unless `value` is the same everywhere.
+  // Throws CollectiveError on every rank unless `value` is the same everywhere.
   void check_same(const std::string& what, const std::string& value);
 
   // The line rank 0 prints if the launcher stops the job (SIGTERM: another rank died or failed

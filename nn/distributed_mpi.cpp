@@ -18,6 +18,15 @@ namespace rotor::detail {
 
 namespace {
 
+// A rank that leaves by exit() (a flag error every rank meets alike) still finalizes, so the
+// launcher waits for every rank's message instead of killing the slower ones.
+void finalize_at_exit() {
+  int started = 0, finished = 0;
+  MPI_Initialized(&started);
+  MPI_Finalized(&finished);
+  if (started && !finished) MPI_Finalize();
+}
+
 int as_int(int64_t bytes, const char* what) {
   ROTOR_CHECK(bytes >= 0 && bytes <= INT_MAX, "World", what, " of ", bytes, " bytes exceeds MPI's int count");
   return int(bytes);
@@ -38,8 +47,12 @@ class MpiTransport final : public Transport {
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
     MPI_Comm_size(local, &local_size_);
     MPI_Comm_free(&local);
+    std::atexit(finalize_at_exit);
   }
   ~MpiTransport() override {
+    int finished = 0;
+    MPI_Finalized(&finished);
+    if (finished) return;
     MPI_Comm_free(&scatter_);
     MPI_Comm_free(&gather_);
     MPI_Comm_free(&control_);

@@ -98,8 +98,10 @@ Trainer::Trainer(Module& m, Loader& l, const TrainConfig& c, LossFn loss, World*
 Trainer::~Trainer() = default;
 
 int64_t Trainer::reduce_bytes() const { return reducer_ ? reducer_->bytes() : 0; }
+int64_t Trainer::reduce_buckets() const { return reducer_ ? reducer_->num_buckets() : 0; }
 
 StepStats Trainer::step() {
+  ROTOR_CHECK(bool(loss_), "Trainer", "no loss function: a Module trainer needs one");
   StepStats s;
   TokenData batch = loader.next();
   const int64_t K = config.grad_accum, R = world_->size(), N = K * R, rows = batch.size() / N;
@@ -168,7 +170,7 @@ StepStats Trainer::step() {
       if (p.n.diverged) bad += detail::concat(bad.empty() ? "" : ", ", "rank ", r, " (", p.n.bad_loss, ")");
     }
     if (!failed.empty() || !bad.empty()) optimizer.zero_grad();
-    if (!failed.empty()) throw Error(detail::concat("[train] step ", step_ + 1, " failed on", failed));
+    if (!failed.empty()) throw CollectiveError(detail::concat("[train] step ", step_ + 1, " failed on", failed));
     if (!bad.empty()) throw TrainingDiverged(diverged(step_ + 1, "the loss is not finite on " + bad));
   }
   s.loss = N == 1 ? loss : labelled ? loss_sum / double(labelled) : 0.0;

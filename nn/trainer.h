@@ -104,6 +104,7 @@ class Trainer {
   static std::string optimizer_path(const std::string& path);
   // Bytes of gradient each rank sends into the all-reduce per step (0 without accumulation).
   int64_t reduce_bytes() const;
+  int64_t reduce_buckets() const;
 
   Module& model;
   LanguageModel* language_model;  // the model when it is one, else null

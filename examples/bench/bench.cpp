@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <vector>
 
 #include "rotor/core/parallel.h"
@@ -11,13 +12,26 @@
 
 namespace bench {
 
+namespace {
+bool cpu_clock = false;
+double now_seconds() {
+  if (!cpu_clock) return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+}  // namespace
+
+void use_cpu_time(bool on) { cpu_clock = on; }
+bool using_cpu_time() { return cpu_clock; }
+
 double time_median(const std::function<void()>& fn, int repeats) {
   fn();
   std::vector<double> t;
   for (int i = 0; i < repeats; ++i) {
-    auto start = std::chrono::steady_clock::now();
+    const double start = now_seconds();
     fn();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    t.push_back(now_seconds() - start);
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];

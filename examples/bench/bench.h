@@ -48,8 +48,12 @@ class Bench {
   std::vector<std::pair<int, double>> sgemm_;
 };
 
-// Median wall time in seconds of fn() over `repeats` runs after one warm-up run.
+// Median time in seconds of fn() over `repeats` runs after one warm-up run: wall time, or
+// with use_cpu_time(true) the CPU time of the process (user + sys over its threads), which on
+// a shared machine counts only the time rotor was running, not the time it waited for a core.
 double time_median(const std::function<void()>& fn, int repeats = 5);
+void use_cpu_time(bool on);
+bool using_cpu_time();
 
 // Benchmark groups (one file each), selected with --filter NAME.
 void bench_core(Bench& b);

@@ -3,10 +3,12 @@
 //   build/examples/bench                  every group, as a table
 //   build/examples/bench --filter core    one group
 //   build/examples/bench --json           one JSON object per line: name, value, unit, ratio_of
+//   build/examples/bench --cpu-time --threads 1   on a shared machine: time by CPU time, one thread
 //
 // Ratios (unit "ratio") divide rotor's throughput by the memory triad bandwidth or the raw
 // cblas_sgemm rate measured just before, so they mean the same on a busy or an idle machine.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -20,8 +22,11 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json")) json = true;
     else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
+    else if (!std::strcmp(argv[i], "--cpu-time")) bench::use_cpu_time(true);
+    else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc && std::atoi(argv[i + 1]) > 0)
+      rotor::set_num_threads(std::atoi(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: bench [--json] [--filter core]\n");
+      std::fprintf(stderr, "usage: bench [--json] [--filter core] [--cpu-time] [--threads N]\n");
       return 2;
     }
   }
@@ -39,7 +44,9 @@ int main(int argc, char** argv) {
       {"train", bench::bench_train},
       {"toy", bench::bench_toy},
   };
-  if (!json) std::printf("OpenBLAS kernels: %s, threads: %d\n", rotor::kernels::blas_core_name().c_str(), rotor::num_threads());
+  if (!json)
+    std::printf("OpenBLAS kernels: %s, threads: %d, clock: %s\n", rotor::kernels::blas_core_name().c_str(),
+                rotor::num_threads(), bench::using_cpu_time() ? "process CPU time" : "wall");
   bench::Bench b(json);
   bool ran = false;
   for (const auto& g : groups) {
