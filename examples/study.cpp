@@ -289,6 +289,7 @@ int run_study(rotor::nn::World& world, const Study& st, const std::string& train
     r.mine = true;
     std::string joined;
     for (size_t k = 1; k < r.args.size(); ++k) joined += r.args[k] + (k + 1 < r.args.size() ? " " : "\n");
+    fs::remove(dir + "/" + r.id + ".json");  // a previous setting's result must not pass for this one's
     std::ofstream(dir + "/" + r.id + ".args") << joined;
   }
   std::printf("== %s: %zu runs (%zu settings x %zu variants x %zu seeds), %zu to do, %lld at a time", st.name.c_str(),

@@ -26,4 +26,11 @@ for f in tiny_curves.svg tiny_lengths.svg tiny/runs/no_PE__s0.csv tiny/runs/RoPE
 done
 "$study" "$dir/spec.json" --out-dir "$dir/out" > "$dir/second.txt" 2>&1 || true
 grep -q "0 to do" "$dir/second.txt" || fail "a rerun should resume with nothing to do: $(cat "$dir/second.txt")"
+# Changed flags rerun every run; a run that fails then leaves no result of the old flags behind
+# to be taken for the new ones.
+sed -i 's/"steps": 3/"steps": 3, "lr": -1/' "$dir/spec.json"
+if "$study" "$dir/spec.json" --out-dir "$dir/out" > "$dir/third.txt" 2>&1; then fail "runs with a bad flag must fail"; fi
+grep -q "4 to do" "$dir/third.txt" || fail "changed flags should rerun every run: $(cat "$dir/third.txt")"
+"$study" "$dir/spec.json" --out-dir "$dir/out" > "$dir/fourth.txt" 2>&1 || true
+grep -q "4 to do" "$dir/fourth.txt" || fail "failed runs must be rerun, not resumed from an old result: $(cat "$dir/fourth.txt")"
 echo "study_cli: ok"
