@@ -38,7 +38,9 @@ Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& idx) {
   Shape shape = x.shape();
   shape[size_t(dim)] = idx.numel();
   Tensor out = Tensor::empty(shape, x.dtype());
-  auto [A, C] = outer_inner(x.shape(), dim);
+  // Plain variables, not a structured binding: clang 14 lets no lambda capture a binding.
+  const auto outer = outer_inner(x.shape(), dim);
+  const int64_t A = outer.first, C = outer.second;
   const int64_t M = idx.numel(), esize = int64_t(dtype_size(x.dtype()));
   const char* src = static_cast<const char*>(xc.raw_data());
   char* dst = static_cast<char*>(out.raw_data());
@@ -62,7 +64,8 @@ Tensor index_add(const Shape& shape, int64_t dim_in, const Tensor& idx, const Te
               shape_str(expect));
   Tensor out = zeros(shape, src.dtype());
   Tensor sc = core::contiguous(src), ic = core::contiguous(idx);
-  auto [A, C] = outer_inner(shape, dim);
+  const auto outer = outer_inner(shape, dim);
+  const int64_t A = outer.first, C = outer.second;
   dispatch_float(src.dtype(), "index_add", [&](auto tag) {
     using T = decltype(tag);
     const T* s = sc.data<T>();

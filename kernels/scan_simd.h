@@ -23,8 +23,9 @@ template <unsigned K>
 struct LanePlus {  // lane i reads lane i+K
   static constexpr unsigned get(unsigned i, unsigned n) { return i + K < n ? i + K : n - 1; }
 };
-struct LaneIndex {
-  static constexpr unsigned get(unsigned i, unsigned) { return i; }
+template <unsigned K, bool Forward>
+struct HasSource {  // lane i has a lane to read from
+  static constexpr bool get(unsigned i, unsigned n) { return Forward ? i >= K : i + K < n; }
 };
 struct LaneLast {
   static constexpr unsigned get(unsigned, unsigned n) { return n - 1; }
@@ -42,10 +43,9 @@ template <unsigned K, bool Forward, class R, class A>
 ROTOR_SIMD_INLINE xsimd::batch<R, A> shift(const xsimd::batch<R, A>& x, const xsimd::batch<R, A>& fill) {
   using G = std::conditional_t<Forward, LaneMinus<K>, LanePlus<K>>;
   auto moved = xsimd::swizzle(x, xsimd::make_batch_constant<index_batch<R, A>, G>());
-  const xsimd::batch<R, A> lane = xsimd::make_batch_constant<xsimd::batch<R, A>, LaneIndex>();
-  const auto has_source = Forward ? lane >= xsimd::batch<R, A>(R(K))
-                                  : lane < xsimd::batch<R, A>(R(xsimd::batch<R, A>::size - K));
-  return xsimd::select(has_source, moved, fill);
+  // The mask is a compile-time constant too (a float batch_constant would need floating-point
+  // template arguments, which clang 14 lacks).
+  return xsimd::select(xsimd::make_batch_bool_constant<xsimd::batch<R, A>, HasSource<K, Forward>>(), moved, fill);
 }
 template <unsigned K, bool Forward, class R, class A>
 ROTOR_SIMD_INLINE xsimd::batch<std::complex<R>, A> shift(const xsimd::batch<std::complex<R>, A>& x,

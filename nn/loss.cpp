@@ -1,5 +1,7 @@
 #include "rotor/nn/loss.h"
 
+#include <tuple>
+
 #include "rotor/autograd/gradcheck.h"
 #include "rotor/kernels/cross_entropy.h"
 
@@ -29,7 +31,8 @@ static const OpDef kCrossEntropy{"cross_entropy"};
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels, int64_t ignore_index) {
   const char* op = "cross_entropy";
-  auto [x, y] = rows_of(logits, labels, ignore_index, op);
+  Tensor x, y;  // not a structured binding: the lambda below uses them, and clang 14 cannot capture one
+  std::tie(x, y) = rows_of(logits, labels, ignore_index, op);
   const int64_t N = x.size(0), V = x.size(1);
   const int64_t* l = y.data<int64_t>();
   int64_t count = 0;
@@ -59,7 +62,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, int64_t ignore_
 }
 
 Accuracy token_accuracy(const Tensor& logits, const Tensor& labels, int64_t ignore_index) {
-  auto [x, y] = rows_of(logits, labels, ignore_index, "token_accuracy");
+  Tensor x, y;
+  std::tie(x, y) = rows_of(logits, labels, ignore_index, "token_accuracy");
   return dispatch_float(logits.dtype(), "token_accuracy", [&](auto tag) {
     using T = decltype(tag);
     auto a = kernels::argmax_accuracy<T>(x.data<T>(), y.data<int64_t>(), x.size(0), x.size(1), ignore_index);
