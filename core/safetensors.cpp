@@ -7,6 +7,8 @@
 #include <fstream>
 #include <set>
 
+#include <sys/stat.h>
+
 #include "rotor/core/io.h"
 #include "rotor/core/json.h"
 
@@ -217,6 +219,10 @@ SafetensorsContent load_safetensors(const std::string& path) {
 
 Metadata load_safetensors_metadata(const std::string& path) {
   const std::string what = "'" + path + "'";
+  // As io::read_all: a pipe or a device would block or never end, a directory reads as empty.
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0)
+    ROTOR_CHECK(S_ISREG(st.st_mode), kOp, "cannot read '", path, "': not a regular file");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   ROTOR_CHECK(in.good(), kOp, "cannot open '", path, "': ", std::strerror(errno));
   const uint64_t size = uint64_t(in.tellg());

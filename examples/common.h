@@ -32,7 +32,9 @@ class Flags {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
       } else {
-        if (i + 1 >= argc) fail("flag --" + name + " needs a value");
+        // "--steps --lr 0.1" forgot the value of --steps (--flag=--x still passes such a value).
+        if (i + 1 >= argc || std::string(argv[i + 1]).rfind("--", 0) == 0)
+          fail("flag --" + name + " needs a value");
         value = argv[++i];
       }
       if (values_.count(name)) fail("flag --" + name + " given twice");

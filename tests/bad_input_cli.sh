@@ -45,6 +45,7 @@ small=("${base[@]}" --dim 8 --heads 2 --steps 2)
 
 # ---- train: flag values ----
 expect 2 "needs a value" "$train" --steps
+expect 2 "--steps needs a value" "$train" --steps --lr 0.1
 expect 2 "--steps must be an integer" "$train" --steps abc
 expect 2 "--steps must be an integer" "$train" --steps 1.5
 expect 2 "--steps must be an integer" "$train" --steps ""
@@ -55,6 +56,8 @@ expect 2 "--lr must be a number" "$train" --lr nan
 expect 2 "--lr must be a number" "$train" --lr -1
 expect 2 "--lr must be a number" "$train" --lr 1e-3x
 expect 2 "--lr must be a number" "$train" --lr inf
+expect 2 "--weight-decay must be a number in" "$train" --weight-decay 11
+expect 2 "--eval-lengths must be a comma-separated list" "$train" --task text --eval-lengths 8,x
 expect 2 "--dim must be in" "$train" --dim 100000
 expect 2 "--mixer must be one of" "$train" --mixer lstm
 expect 2 "--pe must be one of" "$train" --pe selective-rope
@@ -80,12 +83,27 @@ expect 1 "not a regular file" "$train" "${small[@]}" --save "$tmp/a_directory"
 ln -s "$tmp/plain_file" "$tmp/a_link"
 expect 1 "not a regular file" "$train" "${small[@]}" --save "$tmp/a_link"
 [[ $(cat "$tmp/plain_file") == x ]] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: the symlink's target changed"; }
+# No file can be created in /proc, even by root (for whom permission bits never refuse).
+expect 1 "cannot save to '/proc/rotor_ck.safetensors'" "$train" "${small[@]}" --save /proc/rotor_ck.safetensors
+refute "step " "$train" "${small[@]}" --save /proc/rotor_ck.safetensors
+if [[ $(id -u) -ne 0 ]]; then
+  mkdir "$tmp/read_only" && chmod 500 "$tmp/read_only"
+  expect 1 "Permission denied" "$train" "${small[@]}" --save "$tmp/read_only/ck.safetensors"
+fi
 
 # ---- train: --resume ----
 expect 0 "final test accuracy" "$train" "${small[@]}" --save "$tmp/ck.safetensors"
 expect 0 "resumed from" "$train" "${base[@]}" --dim 8 --heads 2 --steps 3 --resume "$tmp/ck.safetensors" --save "$tmp/ck2.safetensors"
 expect 1 "cannot open" "$train" "${small[@]}" --resume "$tmp/missing.safetensors"
 expect 1 "not a regular file" "$train" "${small[@]}" --resume "$tmp/a_directory"
+mkfifo "$tmp/a_fifo"  # would block a reader forever
+expect 1 "not a regular file" timeout 60 "$train" "${small[@]}" --resume "$tmp/a_fifo"
+: >"$tmp/empty.safetensors"
+expect 1 "file too short" "$train" "${small[@]}" --resume "$tmp/empty.safetensors"
+if [[ $(id -u) -ne 0 ]]; then
+  cp "$tmp/ck.safetensors" "$tmp/unreadable.safetensors" && chmod 000 "$tmp/unreadable.safetensors"
+  expect 1 "Permission denied" "$train" "${small[@]}" --resume "$tmp/unreadable.safetensors"
+fi
 head -c 300 /dev/urandom >"$tmp/noise.safetensors"
 expect 1 "[safetensors]" "$train" "${small[@]}" --resume "$tmp/noise.safetensors"
 head -c 500 "$tmp/ck.safetensors" >"$tmp/cut.safetensors"
@@ -93,8 +111,14 @@ expect 1 "[safetensors]" "$train" "${small[@]}" --resume "$tmp/cut.safetensors"
 mkdir "$tmp/elsewhere"
 cp "$tmp/ck.safetensors" "$tmp/elsewhere/"  # the model file without its optimizer file
 expect 1 "cannot open" "$train" "${small[@]}" --resume "$tmp/elsewhere/ck.safetensors"
+mkdir "$tmp/torn"  # the model file with a cut optimizer file
+cp "$tmp/ck.safetensors" "$tmp/torn/"
+for f in "$tmp"/ck.safetensors.optim-*; do head -c 200 "$f" >"$tmp/torn/$(basename "$f")"; done
+expect 1 "[safetensors]" "$train" "${small[@]}" --resume "$tmp/torn/ck.safetensors"
 expect 1 "num_heads: saved 2, now 4" "$train" "${base[@]}" --dim 8 --heads 4 --steps 2 --resume "$tmp/ck.safetensors"
 expect 1 "hidden_size: saved 8, now 16" "$train" "${base[@]}" --dim 16 --heads 2 --steps 2 --resume "$tmp/ck.safetensors"
+expect 1 "2 fields differ" "$train" "${base[@]}" --dim 16 --heads 4 --steps 2 --resume "$tmp/ck.safetensors"
+expect 1 "num_heads: saved 2, now 4" "$train" "${base[@]}" --dim 16 --heads 4 --steps 2 --resume "$tmp/ck.safetensors"
 expect 1 "position_embedding.type: saved \"selective_rope\", now \"rope\"" "$train" "${small[@]}" --pe rope --resume "$tmp/ck.safetensors"
 expect 1 "other data" "$train" "${small[@]}" --seed 5 --resume "$tmp/ck.safetensors"
 for f in "$corpus"/checkpoint/*.safetensors; do

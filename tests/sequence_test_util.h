@@ -8,8 +8,10 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "rotor/core/error.h"
 #include "rotor/kernels/gla.h"
 
 namespace rotor::test {
@@ -105,5 +107,20 @@ inline Buf concat_time(const Buf& a, const Buf& b, int64_t B, int64_t T1, int64_
   }
   return out;
 }
+
+// The message of the rotor::Error that fn throws, or "no error".
+template <class Fn>
+std::string error_message(Fn&& fn) {
+  try {
+    fn();
+  } catch (const rotor::Error& e) {
+    return std::string(e.what());
+  }
+  return std::string("no error");
+}
+
+// Buffers converted for the float32 kernels and back.
+inline std::vector<float> f32(const Buf& x) { return std::vector<float>(x.begin(), x.end()); }
+inline Buf f64(const std::vector<float>& x) { return Buf(x.begin(), x.end()); }
 
 }  // namespace rotor::test

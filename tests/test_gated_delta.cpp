@@ -338,23 +338,15 @@ TEST_CASE("a backward given the forward's saved chunks equals one that recompute
 
 TEST_CASE("bad sizes throw rotor::Error naming the op") {
   double x[8] = {};
-  auto message = [](auto&& fn) {
-    try {
-      fn();
-    } catch (const rotor::Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   const GlaDims no_keys{1, 2, 1, 0, 2}, ok{1, 2, 1, 2, 2};
   auto recurrent = [&] { gated_delta_recurrent_forward<double>(no_keys, x, x, x, x, x, nullptr, x, nullptr, 1.0); };
   auto backward = [&] {
     gated_delta_recurrent_backward<double>(no_keys, x, x, x, x, x, nullptr, x, nullptr, x, x, x, x, x, nullptr, 1.0);
   };
   auto chunk_zero = [&] { gated_delta_chunked_forward<double>(ok, x, x, x, x, x, nullptr, x, nullptr, 1.0, 0); };
-  CHECK(message(recurrent).starts_with("[gated_delta_recurrent_forward]"));
-  CHECK(message(backward).starts_with("[gated_delta_recurrent_backward]"));
-  CHECK(message(chunk_zero).starts_with("[gated_delta_chunked_forward]"));
+  CHECK(error_message(recurrent).starts_with("[gated_delta_recurrent_forward]"));
+  CHECK(error_message(backward).starts_with("[gated_delta_recurrent_backward]"));
+  CHECK(error_message(chunk_zero).starts_with("[gated_delta_chunked_forward]"));
 }
 
 TEST_CASE("an empty sequence passes the state through") {
@@ -374,8 +366,6 @@ TEST_CASE("float32 kernels agree with the float64 reference") {
   const Problem p(d, 71, 2.0);
   const Forward ref = run_forward(p, Order::Reference);
   const Grads gref = run_backward(p, Order::Reference);
-  auto f32 = [](const Buf& x) { return std::vector<float>(x.begin(), x.end()); };
-  auto f64 = [](const std::vector<float>& x) { return Buf(x.begin(), x.end()); };
   const auto q = f32(p.q), k = f32(p.k), v = f32(p.v), g = f32(p.g), b = f32(p.beta), h0 = f32(p.h0),
              dout = f32(p.dout), dht = f32(p.dht);
   for (bool chunked : {false, true}) {
@@ -410,7 +400,6 @@ TEST_CASE("float32 kernels agree with the float64 reference") {
 TEST_CASE("results are bit-identical on 1 and 2 threads") {
   const GlaDims d{2, 200, 4, 32, 32};
   const Problem p(d, 111);
-  auto f32 = [](const Buf& x) { return std::vector<float>(x.begin(), x.end()); };
   const auto q = f32(p.q), k = f32(p.k), v = f32(p.v), g = f32(p.g), b = f32(p.beta), h0 = f32(p.h0),
              dout = f32(p.dout), dht = f32(p.dht);
   auto run = [&](int threads) {

@@ -14,39 +14,16 @@
 #include "rotor/nn/distributed.h"
 #include "rotor/nn/mqar.h"
 #include "rotor/nn/trainer.h"
+#include "train_test_util.h"
 
 using namespace rotor;
 using namespace rotor::nn;
+using testutil::ragged_mqar;
 using testutil::same_bits;
+using testutil::tiny_selective_config;
 
 namespace {
 World* g_world = nullptr;
-
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab_size = 32;
-  c.hidden_size = 16;
-  c.num_hidden_layers = 2;
-  c.num_heads = 2;
-  c.intermediate_size = 32;
-  c.position_embedding.type = "selective_rope";
-  c.position_embedding.selective.phi_proj_rank = 4;
-  return c;
-}
-
-// MQAR rows where row i has its first i % 3 labels ignored: the ranks' slices hold different
-// numbers of labelled positions, so the weighting of their losses matters.
-TokenData ragged_data() {
-  TokenData d = mqar_generate(MqarConfig{32, 16, 3}, 36, 7);
-  int64_t* y = d.labels.data<int64_t>();
-  for (int64_t i = 0; i < d.size(); ++i)
-    for (int64_t t = 0, dropped = 0; t < d.seq_len() && dropped < i % 3; ++t)
-      if (y[i * d.seq_len() + t] != kIgnoreIndex) {
-        y[i * d.seq_len() + t] = kIgnoreIndex;
-        ++dropped;
-      }
-  return d;
-}
 
 TrainConfig tiny_train(int64_t grad_accum, int64_t bucket_bytes, bool overlap) {
   TrainConfig t;
@@ -145,14 +122,14 @@ TEST_CASE("GradientReducer: every rank gets ((g_0 + g_1) + ...) + g_R-1 bit for 
 TEST_CASE("Trainer on R ranks: the losses, norms and weights of one process with grad_accum R, bit for bit") {
   World& w = *g_world;
   const int64_t R = w.size();
-  const TokenData data = ragged_data();
+  const TokenData data = ragged_mqar(36);
   for (const int64_t K : {int64_t(1), int64_t(2)})
     for (const int64_t bucket_bytes : {int64_t(1) << 20, int64_t(256)})
       for (const bool overlap : {true, false}) {
         if (K == 2 && !overlap) continue;
         INFO("grad_accum " << K << " per rank, bucket_bytes " << bucket_bytes << ", overlap " << overlap << ", rank " << w.rank());
         Generator init_a(11), init_b(11);
-        LanguageModel alone_model(tiny_config(), init_a), dp_model(tiny_config(), init_b);
+        LanguageModel alone_model(tiny_selective_config(), init_a), dp_model(tiny_selective_config(), init_b);
         BatchLoader alone_loader(data, 12, 3), dp_loader(data, 12, 3);
         Trainer alone(alone_model, alone_loader, tiny_train(K * R, bucket_bytes, overlap));  // this process by itself
         Trainer dp(dp_model, dp_loader, tiny_train(K, bucket_bytes, overlap), &w);
@@ -187,7 +164,7 @@ TEST_CASE("Trainer on R ranks: the losses, norms and weights of one process with
 TEST_CASE("Faults: a non-finite loss or an error on one rank stops every rank before the update") {
   World& w = *g_world;
   const int bad = w.size() - 1;
-  const TokenData data = ragged_data();
+  const TokenData data = ragged_mqar(36);
   auto snapshot = [](const LanguageModel& m) {
     std::vector<Tensor> v;
     for (const Tensor& p : m.parameters()) v.push_back(core::clone(p));
@@ -201,7 +178,7 @@ TEST_CASE("Faults: a non-finite loss or an error on one rank stops every rank be
   };
   {  // NaN in one rank's weights: its loss is not finite
     Generator init(5);
-    LanguageModel model(tiny_config(), init);
+    LanguageModel model(tiny_selective_config(), init);
     BatchLoader loader(data, 12, 3);
     Trainer trainer(model, loader, tiny_train(1, 1 << 20, true), &w);
     if (w.rank() == bad) {
@@ -219,7 +196,7 @@ TEST_CASE("Faults: a non-finite loss or an error on one rank stops every rank be
     if (w.rank() == bad) mine.inputs.data<int64_t>()[0] = 999;
     for (int64_t i = 1; i < mine.inputs.numel() && w.rank() == bad; i += 17) mine.inputs.data<int64_t>()[i] = 999;
     Generator init(5);
-    LanguageModel model(tiny_config(), init);
+    LanguageModel model(tiny_selective_config(), init);
     BatchLoader loader(mine, 12, 3);
     Trainer trainer(model, loader, tiny_train(1, 1 << 20, true), &w);
     const std::vector<Tensor> before = snapshot(model);

@@ -10,38 +10,15 @@
 #include "rotor/nn/distributed.h"
 #include "rotor/nn/mqar.h"
 #include "rotor/nn/trainer.h"
+#include "train_test_util.h"
 
 using namespace rotor;
 using namespace rotor::nn;
+using testutil::ragged_mqar;
 using testutil::same_bits;
+using testutil::tiny_selective_config;
 
 namespace {
-ModelConfig accum_config() {
-  ModelConfig c;
-  c.vocab_size = 32;
-  c.hidden_size = 16;
-  c.num_hidden_layers = 2;
-  c.num_heads = 2;
-  c.intermediate_size = 32;
-  c.position_embedding.type = "selective_rope";
-  c.position_embedding.selective.phi_proj_rank = 4;
-  return c;
-}
-
-// MQAR rows where row i has its first i % 3 labels ignored: micro-batches of one batch hold
-// different numbers of labelled positions, so an unweighted mean of their means is wrong.
-TokenData ragged_data() {
-  TokenData d = mqar_generate(MqarConfig{32, 16, 3}, 24, 7);
-  int64_t* y = d.labels.data<int64_t>();
-  for (int64_t i = 0; i < d.size(); ++i)
-    for (int64_t t = 0, dropped = 0; t < d.seq_len() && dropped < i % 3; ++t)
-      if (y[i * d.seq_len() + t] != kIgnoreIndex) {
-        y[i * d.seq_len() + t] = kIgnoreIndex;
-        ++dropped;
-      }
-  return d;
-}
-
 TrainConfig accum_train(int64_t grad_accum) {
   TrainConfig t;
   t.steps = 4;
@@ -58,7 +35,7 @@ struct Run {
   BatchLoader loader;
   Trainer trainer;
   Run(const TokenData& data, int64_t grad_accum, DType dtype)
-      : model(accum_config(), init, dtype), loader(data, 12, 3), trainer(model, loader, accum_train(grad_accum)) {}
+      : model(tiny_selective_config(), init, dtype), loader(data, 12, 3), trainer(model, loader, accum_train(grad_accum)) {}
 };
 
 int64_t labelled(const TokenData& d) {
@@ -69,7 +46,7 @@ int64_t labelled(const TokenData& d) {
 }  // namespace
 
 TEST_CASE("grad_accum K: losses, norms and weights of the whole batch (float64), whatever K") {
-  const TokenData data = ragged_data();
+  const TokenData data = ragged_mqar(24);
   {  // the micro-batches of the first batch differ in labelled positions
     BatchLoader probe(data, 12, 3);
     const TokenData b = probe.next();
@@ -101,7 +78,7 @@ TEST_CASE("grad_accum K: losses, norms and weights of the whole batch (float64),
 }
 
 TEST_CASE("grad_accum K: the gradient is ((g_0 + g_1) + ...) + g_K-1, bit for bit, as a loop computes it") {
-  const TokenData data = ragged_data();
+  const TokenData data = ragged_mqar(24);
   const int64_t K = 3;
   Run acc(data, K, DType::Float32);
   acc.trainer.step();
@@ -109,7 +86,7 @@ TEST_CASE("grad_accum K: the gradient is ((g_0 + g_1) + ...) + g_K-1, bit for bi
   // The reference: each micro-batch's backward alone, weighted by its share of the labels,
   // added into float32 sums in micro-batch order, then the same clipping and AdamW step.
   Generator init(11);
-  LanguageModel model(accum_config(), init);
+  LanguageModel model(tiny_selective_config(), init);
   BatchLoader loader(data, 12, 3);
   const TrainConfig tc = accum_train(K);
   AdamW opt(model.named_parameters(), AdamWOptions{tc.beta1, tc.beta2, tc.eps, tc.weight_decay});
@@ -141,9 +118,9 @@ TEST_CASE("grad_accum K: the gradient is ((g_0 + g_1) + ...) + g_K-1, bit for bi
 }
 
 TEST_CASE("grad_accum: a batch that does not split evenly and a non-finite loss are errors before any update") {
-  const TokenData data = ragged_data();
+  const TokenData data = ragged_mqar(24);
   Generator init(1);
-  LanguageModel model(accum_config(), init);
+  LanguageModel model(tiny_selective_config(), init);
   BatchLoader loader(data, 12, 3);
   CHECK_THROWS_WITH_AS(Trainer(model, loader, accum_train(5)), doctest::Contains("does not split"), Error);
   CHECK_THROWS_AS(Trainer(model, loader, accum_train(0)), Error);
