@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <random>
 #include <string>
@@ -122,5 +123,16 @@ std::string error_message(Fn&& fn) {
 // Buffers converted for the float32 kernels and back.
 inline std::vector<float> f32(const Buf& x) { return std::vector<float>(x.begin(), x.end()); }
 inline Buf f64(const std::vector<float>& x) { return Buf(x.begin(), x.end()); }
+
+// Every buffer of `one` equals its counterpart in `two` bit for bit (runs on different thread counts).
+inline void check_bit_identical(const std::vector<std::vector<float>>& one,
+                                const std::vector<std::vector<float>>& two) {
+  REQUIRE(one.size() == two.size());
+  for (size_t i = 0; i < one.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(one[i].size() == two[i].size());
+    CHECK(std::memcmp(one[i].data(), two[i].data(), one[i].size() * sizeof(float)) == 0);
+  }
+}
 
 }  // namespace rotor::test

@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <cstring>
 #include <functional>
 #include <random>
 #include <string>
@@ -648,12 +647,7 @@ TEST_CASE("results are bit-identical on 1 and 2 threads") {
       rotor::set_num_threads(0);
       return out;
     };
-    const auto one = run(1), two = run(2);
-    REQUIRE(one.size() == two.size());
-    for (size_t i = 0; i < one.size(); ++i) {
-      CAPTURE(i);
-      CHECK(std::memcmp(one[i].data(), two[i].data(), one[i].size() * sizeof(float)) == 0);
-    }
+    check_bit_identical(run(1), run(2));
   }
 }
 
