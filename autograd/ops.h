@@ -126,6 +126,9 @@ TensorList chunk(const Tensor& x, int64_t chunks, int64_t dim);
 // ---- normalisation (ops_norm.cpp) ----
 // x * rsqrt(mean(x^2, -1) + eps) * weight, weight [x.size(-1)].
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
+// (x - mean) * rsqrt(var + eps) * weight + bias over the last dim, var biased as in PyTorch;
+// weight and bias [x.size(-1)] or undefined (ones / zeros).
+Tensor layer_norm(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5);
 
 // ---- linear algebra (ops_linalg.cpp) ----
 Tensor matmul(const Tensor& a, const Tensor& b);
@@ -135,5 +138,41 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // inde
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);        // index.dim() == x.dim()
 Tensor embedding(const Tensor& weight, const Tensor& ids);               // [V, D], ids [...] -> [..., D]
 Tensor one_hot(const Tensor& ids, int64_t num_classes, DType dtype = DType::Float32);
+// x + src scattered along dim: out[..i..][index[..i..]][..] += src[..i..] (PyTorch's scatter_add;
+// index has x's number of dims, index.size(d) <= src.size(d), and <= x.size(d) for d != dim).
+// Repeated indices add up. Differentiable in x and src.
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
+// x + alpha * src added at index along dim: out[.., index[i], ..] += alpha * src[.., i, ..]
+// (index 1-D, src.size(dim) == index.numel()). Repeated indices add up. Differentiable in x and src.
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src, double alpha = 1.0);
+
+// ---- sorting (ops_sort.cpp); differentiable through the values, indices int64 ----
+struct ValuesIndices {
+  Tensor values;
+  Tensor indices;
+};
+// Stable: equal elements keep their order (in both directions). NaN sorts above every number.
+ValuesIndices sort(const Tensor& x, int64_t dim = -1, bool descending = false);
+// The k largest (or smallest) along dim, in sorted order, or in index order when !sorted; ties go
+// to the lower index.
+ValuesIndices topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true, bool sorted = true);
+
+// ---- random (ops_random.cpp): draws from an explicit Generator, reproducible for a seed ----
+// Zeroes each element with probability p and scales the rest by 1/(1-p) when training; x itself
+// otherwise. p in [0, 1]. Differentiable.
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+// Category indices drawn from each row of probs ([K] or [N, K], non-negative weights, not
+// normalised): int64 [num_samples] or [N, num_samples].
+Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement, Generator& gen);
+
+// ---- convolution (ops_conv.cpp); PyTorch's layout: x [B, C_in, T], weight [C_out, C_in/groups, k] ----
+// torch.nn.functional.conv1d: zero padding on both sides; bias [C_out] or undefined. Differentiable.
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+              int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
+// Causal: dilation * (k - 1) zeros on the left only, so out[t] reads x up to t (T_out = T at
+// stride 1). Depthwise (groups = C_in = C_out) at stride and dilation 1 runs the fused
+// causal_conv1d kernel of the short convolutions.
+Tensor conv1d_causal(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+                     int64_t dilation = 1, int64_t groups = 1);
 
 }  // namespace rotor

@@ -109,6 +109,65 @@ void l2_norm_backward(const T* x, const T* rstd, const T* dy, T* dx, int64_t N, 
   norm_backward<T>(x, nullptr, nullptr, rstd, dy, dx, nullptr, nullptr, N, D, T(1));
 }
 
+// Layer norm: plain loops, two passes per row (a SIMD tail padded with zeros would add
+// (0 - mean)^2 to the variance).
+template <class T>
+void layer_norm_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t N, int64_t D, T eps) {
+  parallel_blocks((N + kRowBlock - 1) / kRowBlock, [&](int64_t blk) {
+    for (int64_t n = blk * kRowBlock; n < std::min(N, (blk + 1) * kRowBlock); ++n) {
+      const T* xr = x + n * D;
+      T s = 0;
+      for (int64_t j = 0; j < D; ++j) s += xr[j];
+      const T mu = s / T(D);
+      T ss = 0;
+      for (int64_t j = 0; j < D; ++j) ss += (xr[j] - mu) * (xr[j] - mu);
+      const T r = T(1) / std::sqrt(ss / T(D) + eps);
+      mean[n] = mu, rstd[n] = r;
+      T* yr = y + n * D;
+      for (int64_t j = 0; j < D; ++j) yr[j] = (xr[j] - mu) * r * (w ? w[j] : T(1)) + (b ? b[j] : T(0));
+    }
+  });
+}
+
+template <class T>
+void layer_norm_backward(const T* x, const T* w, const T* mean, const T* rstd, const T* dy, T* dx, T* dw, T* db,
+                         int64_t N, int64_t D) {
+  const int64_t blocks = (N + kRowBlock - 1) / kRowBlock;
+  std::vector<T> pw(dw ? size_t(blocks * D) : 0, T(0)), pb(db ? size_t(blocks * D) : 0, T(0));
+  parallel_blocks(blocks, [&](int64_t blk) {
+    // g and xh computed once and kept: recomputed, a contracted multiply-add could round them
+    // differently, and g - mean(g) would not vanish where it must (D = 1).
+    std::vector<T> gs(static_cast<size_t>(D)), xhs(static_cast<size_t>(D));
+    for (int64_t n = blk * kRowBlock; n < std::min(N, (blk + 1) * kRowBlock); ++n) {
+      const T *xr = x + n * D, *gr = dy + n * D;
+      const T mu = mean[n], r = rstd[n];
+      T sg = 0, sgx = 0;
+      for (int64_t j = 0; j < D; ++j) {
+        const T g = gr[j] * (w ? w[j] : T(1)), xh = (xr[j] - mu) * r;
+        gs[size_t(j)] = g, xhs[size_t(j)] = xh;
+        sg += g, sgx += g * xh;
+      }
+      sg /= T(D), sgx /= T(D);
+      T* out = dx + n * D;
+      for (int64_t j = 0; j < D; ++j) {
+        const T g = gs[size_t(j)], xh = xhs[size_t(j)];
+        out[j] = r * ((g - sg) - xh * sgx);
+        if (dw) pw[size_t(blk * D + j)] += gr[j] * xh;
+        if (db) pb[size_t(blk * D + j)] += gr[j];
+      }
+    }
+  });
+  for (int64_t d = 0; d < D; ++d) {
+    if (dw) dw[d] = 0;
+    if (db) db[d] = 0;
+  }
+  for (int64_t blk = 0; blk < blocks; ++blk)
+    for (int64_t d = 0; d < D; ++d) {
+      if (dw) dw[d] += pw[size_t(blk * D + d)];
+      if (db) db[d] += pb[size_t(blk * D + d)];
+    }
+}
+
 #define ROTOR_INSTANTIATE(T)                                                                                      \
   template void rms_norm_forward<T>(const T*, const T*, T*, T*, int64_t, int64_t, T);                          \
   template void rms_norm_backward<T>(const T*, const T*, const T*, const T*, T*, T*, int64_t, int64_t);        \
@@ -116,7 +175,10 @@ void l2_norm_backward(const T* x, const T* rstd, const T* dy, T* dx, int64_t N, 
   template void gated_rms_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, int64_t, \
                                            int64_t);                                                              \
   template void l2_norm_forward<T>(const T*, T*, T*, int64_t, int64_t, T);                                     \
-  template void l2_norm_backward<T>(const T*, const T*, const T*, T*, int64_t, int64_t);
+  template void l2_norm_backward<T>(const T*, const T*, const T*, T*, int64_t, int64_t);                      \
+  template void layer_norm_forward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int64_t, T);         \
+  template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*, int64_t,  \
+                                       int64_t);
 ROTOR_INSTANTIATE(float)
 ROTOR_INSTANTIATE(double)
 #undef ROTOR_INSTANTIATE

@@ -17,6 +17,18 @@ RMSNorm::RMSNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
   weight = register_parameter("weight", ones({dim}, dtype), false);
 }
 
+LayerNorm::LayerNorm(int64_t dim, double eps_, bool elementwise_affine, bool bias_, DType dtype) : eps(eps_) {
+  ROTOR_CHECK(dim > 0 && eps_ >= 0, "LayerNorm", "needs dim > 0 and eps >= 0, got ", dim, " and ", eps_);
+  if (elementwise_affine) {
+    weight = register_parameter("weight", ones({dim}, dtype), false);
+    if (bias_) bias = register_parameter("bias", zeros({dim}, dtype), false);
+  }
+}
+
+Dropout::Dropout(double p_, uint64_t seed) : p(p_), generator(seed) {
+  ROTOR_CHECK(p_ >= 0 && p_ <= 1, "Dropout", "p must be in [0, 1], got ", p_);
+}
+
 GatedRMSNorm::GatedRMSNorm(int64_t dim, double eps_, DType dtype) : eps(eps_) {
   weight = register_parameter("weight", ones({dim}, dtype), false);
 }
@@ -68,6 +80,20 @@ ROTOR_GRADCHECK({"RMSNorm", {input({2, 3, 5})}, {}, {}, layer_case([](DType d, G
                    copy_(m->weight, rand({5}, g, d, 0.5, 1.5));  // away from the all-ones start
                    return m;
                  }, [](const RMSNorm& m, const TensorList& x) { return TensorList{m.forward(x[0])}; })});
+ROTOR_GRADCHECK({"LayerNorm", {input({2, 3, 5})}, {}, {}, layer_case([](DType d, Generator& g) {
+                   auto m = std::make_shared<LayerNorm>(5, 1e-5, true, true, d);
+                   NoGradGuard ng;
+                   copy_(m->weight, rand({5}, g, d, 0.5, 1.5));  // away from ones and zeros
+                   copy_(m->bias, rand({5}, g, d, -0.5, 0.5));
+                   return m;
+                 }, [](const LayerNorm& m, const TensorList& x) { return TensorList{m.forward(x[0])}; })});
+// The mask must be the same at every evaluation of the check: the generator restarts each call.
+ROTOR_GRADCHECK({"Dropout", {input({3, 8})}, {}, {}, layer_case([](DType, Generator&) {
+                   return std::make_shared<Dropout>(0.3, 5);
+                 }, [](const Dropout& m, const TensorList& x) {
+                   m.generator = Generator(5);
+                   return TensorList{m.forward(x[0])};
+                 })});
 ROTOR_GRADCHECK({"GatedRMSNorm", {input({2, 3, 4}), input({2, 3, 4}, -3.0, 3.0)}, {}, {}, layer_case([](DType d, Generator& g) {
                    auto m = std::make_shared<GatedRMSNorm>(4, 1e-5, d);
                    NoGradGuard ng;

@@ -29,6 +29,29 @@ class RMSNorm : public Module {
   double eps;
 };
 
+// PyTorch's nn.LayerNorm over the last dim: (x − mean) / √(var + eps) · weight + bias, the
+// variance biased. weight (ones) and bias (zeros) are [dim]; without elementwise_affine there
+// are neither, with bias false no bias.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t dim, double eps = 1e-5, bool elementwise_affine = true, bool bias = true,
+                     DType dtype = DType::Float32);
+  Tensor forward(const Tensor& x) const { return layer_norm(x, weight, bias, eps); }
+  Tensor weight, bias;  // [dim] or undefined
+  double eps;
+};
+
+// PyTorch's nn.Dropout: in training mode each element is zeroed with probability p and the rest
+// scaled by 1/(1 − p); in eval mode the identity. The masks come from the module's own
+// generator, so a seed fixes them.
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5, uint64_t seed = 0);
+  Tensor forward(const Tensor& x) const { return dropout(x, p, training(), generator); }
+  double p;
+  mutable Generator generator;
+};
+
 // RMSNorm(o) * weight * swish(gate): GLA's output gate (fla's FusedRMSNormGated).
 class GatedRMSNorm : public Module {
  public:

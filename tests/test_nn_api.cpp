@@ -464,3 +464,53 @@ TEST_CASE("sample_token: greedy, temperature, top-k and top-p draw from the trun
   CHECK_THROWS_AS(sample_token(logits, {1.0, 0, 1.5}, gen), Error);
   CHECK_THROWS_AS(sample_token(std::vector<double>{1.0, NAN}, {1.0, 0, 1.0}, gen), Error);
 }
+
+// ---- LayerNorm and Dropout modules ----
+
+TEST_CASE("LayerNorm module matches a float64 loop and names its parameters as PyTorch") {
+  Generator gen(4);
+  LayerNorm ln(6, 1e-5);
+  {
+    NoGradGuard ng;
+    copy_(ln.weight, rand({6}, gen, DType::Float32, 0.5, 1.5));
+    copy_(ln.bias, rand({6}, gen, DType::Float32, -0.5, 0.5));
+  }
+  Tensor x = randn({3, 6}, gen) * 3.0 + 1.0;
+  const std::vector<double> xv = vals(x), w = vals(ln.weight), b = vals(ln.bias), y = vals(ln.forward(x));
+  for (int r = 0; r < 3; ++r) {
+    double mean = 0, var = 0;
+    for (int c = 0; c < 6; ++c) mean += xv[size_t(r * 6 + c)] / 6;
+    for (int c = 0; c < 6; ++c) var += (xv[size_t(r * 6 + c)] - mean) * (xv[size_t(r * 6 + c)] - mean) / 6;
+    for (int c = 0; c < 6; ++c) {
+      const double want = (xv[size_t(r * 6 + c)] - mean) / std::sqrt(var + 1e-5) * w[size_t(c)] + b[size_t(c)];
+      CHECK(y[size_t(r * 6 + c)] == doctest::Approx(want).epsilon(1e-5));
+    }
+  }
+  std::vector<std::string> names;
+  for (const Parameter& p : ln.named_parameters()) names.push_back(p.name + (p.weight_decay ? "+wd" : ""));
+  CHECK(names == std::vector<std::string>{"weight", "bias"});  // norms do not decay
+  CHECK(LayerNorm(6, 1e-5, false).num_parameters() == 0);
+  CHECK(LayerNorm(6, 1e-5, true, false).named_parameters().size() == 1);
+  CHECK_THROWS_AS(LayerNorm(0), Error);
+}
+
+TEST_CASE("Dropout module: a seeded mask in training mode, the identity in eval mode") {
+  Tensor x = ones({200, 100});
+  Dropout drop(0.25, 3);
+  const std::vector<double> y = vals(drop.forward(x));
+  int64_t zeros_seen = 0;
+  for (double v : y) {
+    if (v == 0.0) ++zeros_seen;
+    else CHECK(v == doctest::Approx(1 / 0.75));
+  }
+  // 20000 draws at p = 0.25: the zero fraction is within 0.006 (2σ); 0.02 is > 6σ.
+  CHECK(std::abs(double(zeros_seen) / 20000 - 0.25) < 0.02);
+  Dropout again(0.25, 3);
+  CHECK(vals(again.forward(x)) == y);
+  CHECK(vals(drop.forward(x)) != y);  // the generator moved on
+  Sequential seq;
+  seq.emplace_back<Dropout>(0.5, 1);
+  seq.eval();
+  CHECK(vals(seq.forward(x)) == vals(x));
+  CHECK_THROWS_AS(Dropout(1.5), Error);
+}
