@@ -15,10 +15,11 @@
 //    "seeds":    [0, 1, 2],
 //    "metric":   "accuracy" | "sequence_accuracy",        what the table and plots show
 //    "claims":   [{"text": "...", "better": "Selective RoPE", "than": ["no PE", "RoPE"],
-//                  "length": 256, "margin": 0.2, "setting": "L64"}]}
+//                  "length": 256, "margin": 0.2, "setting": "L64", "metric": "..."}]}
 // A claim holds when the worst seed of `better` beats the best seed of every `than` by at
-// least `margin` (at `length`, or on the test set when absent): a separation that survives
-// the rounding differences between machines, not a difference of means.
+// least `margin` (at `length`, or on the test set when absent; in the claim's own metric when
+// it names one): a separation that survives the rounding differences between machines, not a
+// difference of means.
 //
 // Each run writes <out>/<name>/runs/<id>.{csv,json,txt}; a run whose .json exists with the
 // same arguments (its .args file) is not rerun, so an interrupted study resumes where it
@@ -85,7 +86,7 @@ FlagMap merge(std::initializer_list<const FlagMap*> maps) {
 }
 
 struct Claim {
-  std::string text, better, setting;
+  std::string text, better, setting, metric;  // metric "": the study's
   std::vector<std::string> than;
   int64_t length = 0;  // 0: the test set
   double margin = 0;
@@ -122,6 +123,9 @@ Study read_study(const Json& j) {
       if (auto* l = c.find("length")) cl.length = l->as_int("claims[].length");
       if (auto* m = c.find("margin")) cl.margin = m->as_number("claims[].margin");
       if (auto* st = c.find("setting")) cl.setting = st->as_string("claims[].setting");
+      if (auto* m = c.find("metric")) cl.metric = m->as_string("claims[].metric");
+      if (!cl.metric.empty() && cl.metric != "accuracy" && cl.metric != "sequence_accuracy")
+        throw rotor::Error("[study] " + s.name + ": a claim's metric must be accuracy or sequence_accuracy");
       s.claims.push_back(cl);
     }
   return s;
@@ -149,6 +153,8 @@ struct Result {
   std::vector<double> steps, test;  // the metric on the test set against the step
   double final_test = 0;
   std::map<int64_t, double> by_length;
+  std::map<std::string, double> final_by_metric;                    // both metrics, for claims
+  std::map<std::string, std::map<int64_t, double>> length_by_metric;
   double seconds = 0;
 };
 
@@ -159,6 +165,11 @@ Result read_result(const std::string& base, const std::string& metric) {
   r.seconds = j.at("seconds").as_number("seconds");
   for (const Json& l : j.at("lengths").as_array("lengths"))
     r.by_length[l.at("length").as_int("length")] = l.at(metric).as_number(metric);
+  for (const char* m : {"accuracy", "sequence_accuracy"}) {
+    r.final_by_metric[m] = j.at(std::string("test_") + m).as_number(m);
+    for (const Json& l : j.at("lengths").as_array("lengths"))
+      r.length_by_metric[m][l.at("length").as_int("length")] = l.at(m).as_number(m);
+  }
   std::ifstream in(base + ".csv");
   std::string line;
   std::getline(in, line);
@@ -278,6 +289,7 @@ int run_study(rotor::nn::World& world, const Study& st, const std::string& train
     r.mine = true;
     std::string joined;
     for (size_t k = 1; k < r.args.size(); ++k) joined += r.args[k] + (k + 1 < r.args.size() ? " " : "\n");
+    fs::remove(dir + "/" + r.id + ".json");  // a previous setting's result must not pass for this one's
     std::ofstream(dir + "/" + r.id + ".args") << joined;
   }
   std::printf("== %s: %zu runs (%zu settings x %zu variants x %zu seeds), %zu to do, %lld at a time", st.name.c_str(),
@@ -406,11 +418,12 @@ int run_study(rotor::nn::World& world, const Study& st, const std::string& train
   int broken = 0;
   for (const Claim& c : st.claims) {
     auto& by_variant = results[c.setting];
+    const std::string metric = c.metric.empty() ? st.metric : c.metric;
     auto values = [&](const std::string& v) {
       std::vector<double> out;
       for (const Result& r : by_variant[v])
-        if (c.length == 0) out.push_back(r.final_test);
-        else if (r.by_length.count(c.length)) out.push_back(r.by_length.at(c.length));
+        if (c.length == 0) out.push_back(r.final_by_metric.at(metric));
+        else if (r.length_by_metric.at(metric).count(c.length)) out.push_back(r.length_by_metric.at(metric).at(c.length));
       return out;
     };
     const std::vector<double> better = values(c.better);
@@ -423,9 +436,10 @@ int run_study(rotor::nn::World& world, const Study& st, const std::string& train
     }
     const bool holds = complete && worst - best_other >= c.margin;
     broken += !holds;
-    char buf[256];
-    std::snprintf(buf, sizeof buf, "(worst %s %.3f vs best other %.3f, margin %.2f)", c.better.c_str(), worst,
-                  best_other, c.margin);
+    char buf[320];
+    std::snprintf(buf, sizeof buf, "(%s%s: worst %s %.3f vs best other %.3f, margin %.2f)", metric.c_str(),
+                  c.length ? (" at length " + std::to_string(c.length)).c_str() : " on the test set", c.better.c_str(),
+                  worst, best_other, c.margin);
     md += std::string("- claim ") + (holds ? "HOLDS" : "FAILS") + ": " + c.text + " " + buf + "\n";
   }
   char timing[160];
