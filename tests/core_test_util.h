@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -321,5 +322,14 @@ std::string error_of(F&& fn) {
 }
 
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// Runs fn, which must throw a rotor::Error; checks that the message contains every part.
+template <class F>
+void check_error(F&& fn, std::initializer_list<std::string> parts) {
+  const std::string msg = error_of(fn);
+  REQUIRE_MESSAGE(!msg.empty(), "no error; expected one containing ", *parts.begin());
+  CHECK_MESSAGE(msg != "<other exception>", "not a rotor::Error; expected ", *parts.begin());
+  for (const std::string& p : parts) CHECK_MESSAGE(contains(msg, p), "message \"", msg, "\" lacks \"", p, "\"");
+}
 
 }  // namespace testutil

@@ -11,17 +11,6 @@ using namespace testutil;
 
 namespace {
 
-// Runs fn, which must throw a rotor::Error; checks that the message contains every part.
-template <class F>
-void check_error(F&& fn, std::initializer_list<std::string> parts) {
-  const std::string msg = error_of(fn);
-  REQUIRE_MESSAGE(!msg.empty(), "no error; expected one containing ", *parts.begin());
-  CHECK_MESSAGE(msg != "<other exception>", "not a rotor::Error; expected ", *parts.begin());
-  for (const std::string& p : parts) CHECK_MESSAGE(contains(msg, p), "message \"", msg, "\" lacks \"", p, "\"");
-  // The op comes first.
-  CHECK_MESSAGE(msg.rfind(*parts.begin(), 0) == 0, "message \"", msg, "\" does not start with ", *parts.begin());
-}
-
 }  // namespace
 
 TEST_CASE("mismatched shapes in elementwise ops and where name the op and both shapes") {

@@ -17,13 +17,6 @@ using namespace testutil;
 
 namespace {
 
-template <class F>
-void check_error(F&& fn, std::initializer_list<std::string> parts) {
-  const std::string msg = error_of(fn);
-  REQUIRE_MESSAGE(!msg.empty(), "no error; expected one containing ", *parts.begin());
-  for (const std::string& p : parts) CHECK_MESSAGE(contains(msg, p), "message \"", msg, "\" lacks \"", p, "\"");
-}
-
 Tensor leaf(const Tensor& t) { return core::clone(t).requires_grad_(); }
 std::vector<double> grad_values(const Tensor& t) { return values(t.grad()); }
 
