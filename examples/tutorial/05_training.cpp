@@ -26,18 +26,19 @@ int main() {
   show("inputs[0]", data.train.inputs);  // k v k v k v k v, then queries among random tokens
   show("labels[0]", data.train.labels);  // the value of the queried key; -100: no loss here
 
-  // 2. Model: two GLA layers with Selective RoPE and its phase bias.
+  // 2. Model: two GLA layers with Selective RoPE and its phase bias, short convolutions on q, k, v.
   ModelConfig config;
   config.vocab_size = task.vocab_size;
   config.hidden_size = 64, config.num_heads = 4, config.expand_k = 1.0;
   config.position_embedding.type = "selective_rope";
   config.position_embedding.selective.use_bias = true;
+  config.use_short_conv = true;
   Generator init(0);
   LanguageModel model(config, init);
 
   // 3. Optimizer and schedule.
   AdamW optimizer(model.named_parameters(), {.weight_decay = 0.1});
-  const int64_t steps = 600;
+  const int64_t steps = 1000;
   LrSchedule schedule{.lr = 1e-2, .warmup = 60, .total = steps, .min_lr = 1e-4};
 
   // 4. The loop.
