@@ -49,6 +49,8 @@ static const char* kUsage = R"(usage: train [flags]
     parity, cyclic, s3, a5, s5   word problems over S2, Z_m, S3, A5, S5: label = running product
             --seq-len 64  --min-len 0 (> 0: training lengths uniform in [min-len, seq-len])
             --bos 1 (start token)  --eval-lengths 128,256  --modulus 5 (cyclic)
+            --curriculum 0 (> 0: train on the first N elements of each word, doubling every
+            --curriculum-every 100 steps up to seq-len; prefixes of words keep their labels)
             --train-size 10000  --test-size 500
     copy    --letters 26  --seq-len 128  --min-len 2  --max-len 16  --eval-lengths 32,64
             --train-size 10000  --test-size 500
@@ -87,6 +89,9 @@ struct TaskSetup {
   // Set by text: evaluations report validation bits per byte of a mean loss.
   std::function<double(double loss)> bits_per_byte = {};
   Metadata checkpoint_metadata = {};  // stored beside the weights (text: the vocabulary)
+  // Set by word problems: a length curriculum (LengthCurriculum) from this many columns, doubling
+  // every curriculum_every steps; 0: none.
+  int64_t curriculum_columns = 0, curriculum_every = 0;
 };
 using TaskReader = std::function<TaskSetup(examples::Flags&)>;
 
@@ -109,12 +114,19 @@ TaskReader state_tracking_task(const std::string& group) {
     c.eval_lengths = flags.integers("eval-lengths", {2 * c.seq_len, 4 * c.seq_len}, 1, 1 << 20);
     const int64_t train_size = flags.integer("train-size", 10000, 1, 1 << 24);
     const int64_t test_size = flags.integer("test-size", 500, 1, 1 << 24);
+    const int64_t curriculum = flags.integer("curriculum", 0, 0, c.seq_len);
+    const int64_t every = flags.integer("curriculum-every", 100, 1, int64_t(1) << 40);
     const Group g = make_group(c.group);
-    return TaskSetup{"word problems over " + c.group + ", L=" + std::to_string(c.seq_len) +
-                         (c.min_len ? " (from " + std::to_string(c.min_len) + ")" : "") + ", eval at " +
-                         join(c.eval_lengths),
-                     state_tracking_vocab(g),
-                     [c, train_size, test_size](uint64_t seed) { return state_tracking_splits(c, train_size, test_size, seed); }};
+    TaskSetup s{"word problems over " + c.group + ", L=" + std::to_string(c.seq_len) +
+                    (c.min_len ? " (from " + std::to_string(c.min_len) + ")" : "") +
+                    (curriculum ? ", curriculum from " + std::to_string(curriculum) + " doubling every " +
+                                      std::to_string(every) + " steps"
+                                : "") +
+                    ", eval at " + join(c.eval_lengths),
+                state_tracking_vocab(g),
+                [c, train_size, test_size](uint64_t seed) { return state_tracking_splits(c, train_size, test_size, seed); }};
+    if (curriculum) s.curriculum_columns = curriculum + (c.bos ? 1 : 0), s.curriculum_every = every;
+    return s;
   };
 }
 
@@ -349,6 +361,8 @@ int main(int argc, char** argv) {
     }
     world.together([&] {
       loader = task.loader ? task.loader(batch, seed) : std::make_unique<BatchLoader>(data.train, batch, seed);
+      if (task.curriculum_columns)
+        loader = std::make_unique<LengthCurriculum>(std::move(loader), task.curriculum_columns, task.curriculum_every);
     });
     world.check_same("the training data (its fingerprint)", loader->fingerprint());
     const bool bpb = bool(task.bits_per_byte);

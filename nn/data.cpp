@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "rotor/core/generator.h"
+#include "rotor/core/view.h"
 #include "rotor/nn/checkpoint.h"
 
 namespace rotor::nn {
@@ -114,6 +115,46 @@ TokenData BatchLoader::next() {
   }
   pos_.cursor += batch_;
   return out;
+}
+
+
+LengthCurriculum::LengthCurriculum(std::unique_ptr<Loader> inner, int64_t start, int64_t every)
+    : inner_(std::move(inner)), start_(start), every_(every) {
+  ROTOR_CHECK(inner_, "LengthCurriculum", "needs a loader");
+  ROTOR_CHECK(start_ >= 1 && every_ >= 1, "LengthCurriculum", "start ", start_, " and every ", every_,
+              " must be at least 1");
+}
+
+int64_t LengthCurriculum::columns(int64_t batch_index, int64_t full) const {
+  int64_t c = start_;
+  for (int64_t d = batch_index / every_; d > 0 && c < full; --d) c *= 2;
+  return std::min(c, full);
+}
+
+TokenData LengthCurriculum::next() {
+  TokenData b = inner_->next();
+  ROTOR_CHECK(b.inputs.dim() >= 2 && b.labels.dim() >= 2 && b.labels.size(1) == b.inputs.size(1), "LengthCurriculum",
+              "batches should be [B, T, ...] inputs and labels, got ", shape_str(b.inputs.shape()), " and ",
+              shape_str(b.labels.shape()));
+  const int64_t c = columns(served_++, b.inputs.size(1));
+  if (c == b.inputs.size(1)) return b;
+  return {contiguous(core::narrow(b.inputs, 1, 0, c)), contiguous(core::narrow(b.labels, 1, 0, c))};
+}
+
+std::string LengthCurriculum::fingerprint() const {
+  return inner_->fingerprint() + "+prefixes(" + std::to_string(start_) + "," + std::to_string(every_) + ")";
+}
+
+Metadata LengthCurriculum::position_metadata() const {
+  Metadata m = inner_->position_metadata();
+  m.push_back({"curriculum_batches", std::to_string(served_)});
+  return m;
+}
+
+void LengthCurriculum::restore_position(const SafetensorsContent& file, const std::string& what) {
+  inner_->restore_position(file, what);
+  served_ = metadata_int(file, "curriculum_batches", "resume", what);
+  ROTOR_CHECK(served_ >= 0, "resume", what, ": curriculum_batches ", served_, " is negative");
 }
 
 }  // namespace rotor::nn

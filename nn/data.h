@@ -1,6 +1,7 @@
 // Token data sets and the loader that walks them in shuffled batches.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "rotor/core/safetensors.h"
@@ -68,6 +69,29 @@ class BatchLoader : public Loader {
   Position pos_;
   std::vector<int64_t> order_;  // the permutation of the current epoch
   int64_t order_epoch_ = -1;
+};
+
+// A curriculum over sequence length: serves the first columns(s) positions of the s-th batch of
+// another loader, columns(s) = min(full, start · 2^⌊s / every⌋). For tasks whose prefixes are
+// examples too (a word problem's labels are running products: a prefix keeps its labels), a
+// model first learns short sequences, and each doubling then demands more precision of what it
+// learned rather than a solution from scratch. Its position (batches served) is checkpointed.
+class LengthCurriculum : public Loader {
+ public:
+  LengthCurriculum(std::unique_ptr<Loader> inner, int64_t start, int64_t every);
+
+  TokenData next() override;
+  int64_t batch_size() const override { return inner_->batch_size(); }
+  uint64_t seed() const override { return inner_->seed(); }
+  std::string fingerprint() const override;
+  Metadata position_metadata() const override;
+  void restore_position(const SafetensorsContent& file, const std::string& what) override;
+
+  int64_t columns(int64_t batch_index, int64_t full) const;  // served of a batch of `full` columns
+
+ private:
+  std::unique_ptr<Loader> inner_;
+  int64_t start_, every_, served_ = 0;
 };
 
 }  // namespace rotor::nn

@@ -338,3 +338,34 @@ TEST_CASE("init schemes: reference N(0, 0.02); torch U(±1/sqrt(fan_in)) for Lin
   c.init = "xavier";
   CHECK_THROWS_WITH_AS(c.validate(), doctest::Contains("init must be reference or torch"), Error);
 }
+
+TEST_CASE("length curriculum: prefixes of the inner loader's batches, doubling on schedule, resumable") {
+  StateTrackingConfig c;
+  c.group = "S2";
+  c.seq_len = 16;  // 17 columns with BOS
+  TokenData train = state_tracking_generate(make_group("S2"), c, c.seq_len, 64, 1);
+  BatchLoader plain(train, 8, 4);
+  LengthCurriculum curriculum(std::make_unique<BatchLoader>(train, 8, 4), /*start=*/5, /*every=*/3);
+  const int64_t expected[] = {5, 5, 5, 10, 10, 10, 17, 17, 17, 17, 17, 17};  // 5·2^⌊i/3⌋, capped at 17
+  for (int64_t i = 0; i < 12; ++i) {
+    TokenData full = plain.next(), b = curriculum.next();
+    CHECK(curriculum.columns(i, 17) == expected[i]);
+    REQUIRE(b.inputs.shape() == Shape{8, expected[i]});
+    REQUIRE(b.labels.shape() == Shape{8, expected[i]});
+    for (int64_t r = 0; r < 8; ++r) {
+      const auto in = row(b.inputs, r), lab = row(b.labels, r), fin = row(full.inputs, r), flab = row(full.labels, r);
+      CHECK(std::equal(in.begin(), in.end(), fin.begin()));
+      CHECK(std::equal(lab.begin(), lab.end(), flab.begin()));
+    }
+  }
+  // A resumed curriculum continues at the length and the rows of the saved one.
+  LengthCurriculum resumed(std::make_unique<BatchLoader>(train, 8, 4), 5, 3);
+  resumed.restore_position(SafetensorsContent{{}, curriculum.position_metadata()}, "test");
+  for (int i = 0; i < 3; ++i) {
+    TokenData a = curriculum.next(), b = resumed.next();
+    CHECK(same(a, b));
+  }
+  CHECK(resumed.fingerprint() != plain.fingerprint());  // a checkpoint of one does not resume the other
+  CHECK_THROWS_WITH_AS(LengthCurriculum(std::make_unique<BatchLoader>(train, 8, 4), 0, 3),
+                       doctest::Contains("LengthCurriculum"), Error);
+}
