@@ -7,12 +7,16 @@
 
 // GCC 12 flags the _mm512_undefined_* idiom inside its own AVX-512 intrinsics as
 // uninitialized wherever they inline (GCC bug 105593, fixed in 13); the pragma covers those
-// header lines only.
+// header lines only; clang knows no -Wmaybe-uninitialized and would warn about the pragma.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <xsimd/xsimd.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 namespace rotor::kernels {
 

@@ -55,9 +55,12 @@ inline B horner(const B& z, const T (&coef)[N]) {
 }
 
 // GCC 12 reports the self-initialised "undefined" vectors inside its AVX-512 intrinsics as
-// maybe-uninitialized wherever they are inlined (a false positive, fixed in GCC 13).
+// maybe-uninitialized wherever they are inlined (a false positive, fixed in GCC 13). GCC only:
+// clang knows no -Wmaybe-uninitialized and would warn about the pragma.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // s = sin(x), c = cos(x), lane by lane.
 template <class T, class A>
 inline void sincos(const xsimd::batch<T, A>& x, xsimd::batch<T, A>& s, xsimd::batch<T, A>& c) {
@@ -92,6 +95,8 @@ inline void sincos(const xsimd::batch<T, A>& x, xsimd::batch<T, A>& s, xsimd::ba
   c = (pc ^ swap) ^ xsimd::bitwise_cast<B>(((q + I(1)) & I(2)) << kSignShift);
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 }  // namespace rotor::kernels::simd
