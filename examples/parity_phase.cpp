@@ -3,7 +3,8 @@
 //
 //   build/examples/parity_phase                 trains the main job's Selective RoPE parity model, then looks inside
 //   build/examples/train --task parity --layers 1 --dim 32 --heads 4 --short-conv 1 --pe selective_rope
-//       --pe-temp-theta 1 --pe-bias 1 --lr 1e-2 --seq-len 16 --min-len 1 --save p.safetensors   (one command)
+//       --pe-temp-theta 1 --pe-temp-max 3.14159 --pe-bias 1 --lr 1e-2 --seq-len 16 --min-len 1 --steps 2000
+//       --save p.safetensors   (one command)
 //   build/examples/parity_phase --load p.safetensors      looks inside a model train saved
 //
 // Parity is the word problem over S2: tokens 0 (keep) and 1 (flip) after a start token, label =
@@ -37,7 +38,7 @@ using namespace rotor::nn;
 static const char* kUsage = R"(usage: parity_phase [flags]
   --load PATH    a parity checkpoint from examples/train (1-layer GLA + Selective RoPE); without it,
                  a model is trained here with the main job's settings:
-  --seq-len 16  --min-len 1 (training lengths uniform in [min-len, seq-len])  --steps 1000  --lr 1e-2
+  --seq-len 16  --min-len 1 (training lengths uniform in [min-len, seq-len])  --steps 2000  --lr 1e-2
   --seed 0  --dim 32  --heads 4  --threads 1
 )";
 
@@ -130,7 +131,7 @@ std::vector<PairStats> pair_stats(const Phases& p, const Tensor& ids) {
 int main(int argc, char** argv) {
   examples::Flags flags(argc, argv, kUsage);
   const std::string load = flags.str("load", "");
-  const int64_t L = flags.integer("seq-len", 16, 2, 4096), steps = flags.integer("steps", 1000, 1, 1 << 24);
+  const int64_t L = flags.integer("seq-len", 16, 2, 4096), steps = flags.integer("steps", 2000, 1, 1 << 24);
   const int64_t min_len = flags.integer("min-len", 1, 0, L);
   const double lr = flags.real("lr", 1e-2, 1e-9, 10.0);
   const int64_t seed = flags.integer("seed", 0, 0, int64_t(1) << 40), dim = flags.integer("dim", 32, 2, 4096);
@@ -139,7 +140,7 @@ int main(int argc, char** argv) {
   if (threads) set_num_threads(int(threads));
   try {
     // 1. The model: loaded, or trained here (1-layer GLA, short convolutions, Selective RoPE with
-    //    temperature 1 on every pair and the phase bias: the main job's parity variant).
+    //    temperature π on every pair and the phase bias: the main job's parity variant).
     std::unique_ptr<LanguageModel> model;
     StateTrackingConfig task;
     task.group = "S2";
@@ -158,6 +159,7 @@ int main(int argc, char** argv) {
       c.position_embedding.type = "selective_rope";
       c.position_embedding.selective.use_bias = true;
       c.position_embedding.selective.temp_theta = 1;
+      c.position_embedding.selective.temp_max = 3.14159;  // φ = 1 turns a pair by π
       Generator gen{uint64_t(seed)};
       model = std::make_unique<LanguageModel>(c, gen);
       StateTrackingConfig train_task = task;
