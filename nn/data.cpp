@@ -117,7 +117,6 @@ TokenData BatchLoader::next() {
   return out;
 }
 
-
 LengthCurriculum::LengthCurriculum(std::unique_ptr<Loader> inner, int64_t start, int64_t every)
     : inner_(std::move(inner)), start_(start), every_(every) {
   ROTOR_CHECK(inner_, "LengthCurriculum", "needs a loader");
