@@ -375,10 +375,13 @@ int main(int argc, char** argv) {
     std::string saved_train;
     world.together([&] { saved_train = resume_path.empty() ? "" : trainer.resume(resume_path); });
     auto save = [&] {
+      // The note names the new checkpoint as soon as its commit is done, before the collective
+      // of together(): a rank dying meanwhile must not leave rank 0 naming the previous step.
       world.together([&] {
-        if (root) trainer.save(save_path, task.checkpoint_metadata);
+        if (!root) return;
+        trainer.save(save_path, task.checkpoint_metadata);
+        world.set_stop_note("the last checkpoint, of step " + std::to_string(trainer.step_count()) + ", is " + save_path);
       });
-      world.set_stop_note("the last checkpoint, of step " + std::to_string(trainer.step_count()) + ", is " + save_path);
     };
     if (!resume_path.empty()) world.set_stop_note("the last checkpoint is " + resume_path);
     std::printf("model: %s + %s, %lld parameters (%lld in matmuls); %s %s; %lld steps of %lld\n", mixer.c_str(),
