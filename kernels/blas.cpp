@@ -2,10 +2,12 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "rotor/core/iter.h"
 #include "rotor/core/parallel.h"
@@ -52,10 +54,13 @@ void select_blas_kernels() {
   return true;
 }();
 
-// Work (m * n * k multiply-adds) below which a product stays on the calling thread, and the
-// least work of a block: about 20 µs of one core, well above the cost of a task.
-constexpr double kParallelGemmWork = double(int64_t(1) << 21);
+// Work (m * n * k multiply-adds) of one parallel block: about 50 µs of one core, well above
+// the cost of a task. Smaller products stay on the calling thread.
+constexpr double kGemmBlockWork = double(int64_t(1) << 20);
 constexpr int64_t kMaxGemmBlocks = 64;
+// Rows or columns of one block (at least; OpenBLAS's SIMD tiles divide it), and the depth of
+// one slice of the inner dimension.
+constexpr int64_t kMinGemmSide = 64, kMinGemmDepth = 256, kMaxGemmSlices = 8;
 
 std::atomic<std::vector<GemmShape>*> g_tracer{nullptr};
 std::mutex g_tracer_mutex;
@@ -95,15 +100,40 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
           int64_t ldb, T beta, T* c, int64_t ldc) {
   trace<T>(ta, tb, m, n, k);
   const double work = double(m) * double(n) * double(k);
-  if (work < 2 * kParallelGemmWork || m <= 0 || n <= 0) {
+  if (work < 2 * kGemmBlockWork || m <= 0 || n <= 0) {
     blas_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  // Cut the longer side of C into equal blocks, multiples of 16 rows or columns (whole SIMD
-  // tiles for OpenBLAS); the count follows from the sizes alone.
+  // A small C with a long inner dimension (a weight gradient: C = dYᵀ X over every token) is
+  // cut along k: slice 0 goes into C with the caller's beta, the others into partials added
+  // in slice order. Cutting C instead would repack the whole of op(B) for every block.
+  if (k >= 4 * std::max(m, n) && k >= 2 * kMinGemmDepth) {
+    int64_t slices = std::min({kMaxGemmSlices, int64_t(work / kGemmBlockWork), k / kMinGemmDepth});
+    const int64_t depth = ((k + slices - 1) / slices + 15) / 16 * 16;
+    slices = (k + depth - 1) / depth;
+    std::vector<T> partial(size_t((slices - 1) * m * n));
+    parallel_blocks(slices, [&](int64_t i) {
+      const int64_t lo = i * depth, len = std::min(k, lo + depth) - lo;
+      const T* ai = a + (ta ? lo * lda : lo);
+      const T* bi = b + (tb ? lo : lo * ldb);
+      if (i == 0) blas_call(ta, tb, m, n, len, alpha, ai, lda, bi, ldb, beta, c, ldc);
+      else blas_call(ta, tb, m, n, len, alpha, ai, lda, bi, ldb, T(0), partial.data() + (i - 1) * m * n, n);
+    });
+    parallel_for(m, std::max<int64_t>(1, kParallelGrain / (n * slices)), [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r)
+        for (int64_t s = 1; s < slices; ++s) {
+          const T* p = partial.data() + (s - 1) * m * n + r * n;
+          T* cr = c + r * ldc;
+          for (int64_t j = 0; j < n; ++j) cr[j] += p[j];
+        }
+    });
+    return;
+  }
+  // Otherwise cut the longer side of C into equal blocks, multiples of 16 rows or columns
+  // (whole SIMD tiles for OpenBLAS); the count follows from the sizes alone.
   const bool rows = m >= n;
   const int64_t side = rows ? m : n;
-  int64_t blocks = std::min<int64_t>(kMaxGemmBlocks, int64_t(work / kParallelGemmWork));
+  int64_t blocks = std::min({kMaxGemmBlocks, int64_t(work / kGemmBlockWork), std::max<int64_t>(2, side / kMinGemmSide)});
   int64_t step = (side + blocks - 1) / blocks;
   step = std::max<int64_t>(16, (step + 15) / 16 * 16);
   blocks = (side + step - 1) / step;

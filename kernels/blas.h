@@ -2,10 +2,11 @@
 // copies; only layouts BLAS cannot describe are copied.
 //
 // rotor owns the cores: OpenBLAS is set to one thread when rotor is loaded, and a large product
-// is cut by rotor into row or column blocks that run on its own (oneTBB) pool. OpenBLAS's own
-// threads inside rotor's parallel loops would oversubscribe the cores and spin in the kernel.
-// The blocks depend on the sizes only and never split the inner dimension, so every element
-// is the same single OpenBLAS sum on any number of threads.
+// is cut by rotor into blocks that run on its own (oneTBB) pool. OpenBLAS's own threads inside
+// rotor's parallel loops would oversubscribe the cores and spin in the kernel. Blocks are rows
+// or columns of C, or, for a small C with a long inner dimension, slices of that dimension
+// whose partial products are added in slice order. They depend on the sizes only, so every
+// element is the same sum on any number of threads.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -3,9 +3,11 @@
 // plain loops.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 
 #include "core_test_util.h"
+#include "rotor/kernels/blas.h"
 #include "rotor/kernels/index.h"
 #include "rotor/kernels/reduce.h"
 
@@ -124,6 +126,34 @@ TEST_CASE("matmul at sizes that take the tall-GEMM, parallel and serial batch pa
     // Large matrices, one after another.
     check_matmul(make({2, 130, 140}, dt, Layout::Transposed, g), make({140, 129}, dt, Layout::Stepped, g), "large");
   }
+}
+
+TEST_CASE("products with a long inner dimension, cut into slices, match the reference on any thread count") {
+  Generator g(505);
+  for (DType dt : {DType::Float32, DType::Float64})
+    for (auto [m, n, k] : {std::array<int64_t, 3>{40, 33, 2050}, {64, 72, 4100}, {16, 130, 1030}}) {
+      // a weight gradient's layout: both operands [k, .], the first transposed
+      Tensor a = core::transpose(make({k, m}, dt, Layout::Contiguous, g), 0, 1), b = make({k, n}, dt, Layout::Contiguous, g);
+      const std::string what = "sliced " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
+      check_matmul(a, b, what);
+      set_num_threads(1);
+      Tensor one = matmul(a, b);
+      set_num_threads(0);
+      CHECK_MESSAGE(same_bits(one, matmul(a, b)), what, ": 1 thread and the default differ");
+    }
+  // beta != 0 and alpha != 1 through the slices: C = alpha A^T B + beta C against a float64 loop.
+  const int64_t m = 24, n = 20, k = 8192;
+  std::vector<double> a(size_t(k * m)), b(size_t(k * n)), c(size_t(m * n)), want(size_t(m * n));
+  for (auto* v : {&a, &b, &c})
+    for (double& x : *v) x = 2 * g.next_uniform() - 1;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double dot = 0;
+      for (int64_t p = 0; p < k; ++p) dot += a[size_t(p * m + i)] * b[size_t(p * n + j)];
+      want[size_t(i * n + j)] = 0.5 * dot - 2.0 * c[size_t(i * n + j)];
+    }
+  kernels::gemm<double>(true, false, m, n, k, 0.5, a.data(), m, b.data(), n, -2.0, c.data(), n);
+  for (size_t i = 0; i < c.size(); ++i) CHECK(std::abs(c[i] - want[i]) <= 1e-12 * double(k));
 }
 
 TEST_CASE("matmul hands transposed and row-strided views to BLAS without copying them") {
