@@ -33,32 +33,47 @@ void step_forward(int64_t K, int64_t V, const T* P, T* S, const T* q, const T* k
 }
 
 // One backward step at time t. On entry dS is dL/dS_t without the o_t term; on exit dL/dS_{t-1}.
-// cur = S_t, prev = S_{t-1}, a = exp(g_t); dv is written.
+// cur = S_t, prev = S_{t-1}, a = exp(g_t); dv is written. The row sums that make dq, dk and dg
+// are reduced a batch of rows at a time (one haddp instead of one horizontal sum per row).
 template <class T>
 void step_backward(int64_t K, int64_t V, T* dS, const T* cur, const T* prev, const T* q,
                    const T* k, const T* v, const T* a_, const T* dout, T* dq, T* dk, T* dv,
                    T* dg, T scale) {
+  constexpr int64_t W = width<T>;
   std::fill(dv, dv + V, T(0));
-  for (int64_t i = 0; i < K; ++i) {
-    const T a = a_[i], qi = scale * q[i], ki = k[i];
-    T* dSi = dS + i * V;
-    const T* Si = cur + i * V;
-    const T* Pi = prev + i * V;
-    Vec<T> acc_q(T(0)), acc_k(T(0)), acc_g(T(0));
-    for (int64_t j = 0; j < V; j += width<T>) {
-      const int64_t n = V - j;
-      const Vec<T> d = load(dSi + j, n) + qi * load(dout + j, n);
-      const Vec<T> vv = load(v + j, n);
-      acc_q += load(Si + j, n) * load(dout + j, n);
-      acc_k += d * vv;
-      acc_g += d * load(Pi + j, n);
-      store(dv + j, load(dv + j, n) + ki * d, n);
-      store(dSi + j, a * d, n);
+  Vec<T> acc_q[W], acc_k[W], acc_g[W];
+  for (int64_t i0 = 0; i0 < K; i0 += W) {
+    const int64_t rows = std::min(W, K - i0);
+    for (int64_t r = 0; r < W; ++r) {
+      Vec<T> sq(T(0)), sk(T(0)), sg(T(0));
+      if (r < rows) {
+        const int64_t i = i0 + r;
+        const T a = a_[i], qi = scale * q[i], ki = k[i];
+        T* dSi = dS + i * V;
+        const T* Si = cur + i * V;
+        const T* Pi = prev + i * V;
+        for (int64_t j = 0; j < V; j += W) {
+          const int64_t n = V - j;
+          const Vec<T> d = load(dSi + j, n) + qi * load(dout + j, n);
+          sq += load(Si + j, n) * load(dout + j, n);
+          sk += d * load(v + j, n);
+          sg += d * load(Pi + j, n);
+          store(dv + j, load(dv + j, n) + ki * d, n);
+          store(dSi + j, a * d, n);
+        }
+      }
+      acc_q[r] = sq, acc_k[r] = sk, acc_g[r] = sg;
     }
-    dq[i] = scale * sum(acc_q);
-    dk[i] = sum(acc_k);
-    dg[i] = a * sum(acc_g);
+    store(dq + i0, scale * xsimd::haddp(acc_q), rows);
+    store(dk + i0, xsimd::haddp(acc_k), rows);
+    store(dg + i0, load(a_ + i0, rows) * xsimd::haddp(acc_g), rows);
   }
+}
+
+// a[i] = exp(g[i]) for i < K.
+template <class T>
+void decays(int64_t K, const T* g, T* a) {
+  map(K, a, [](auto x) { return xsimd::exp(x); }, g);
 }
 
 }  // namespace
@@ -75,7 +90,7 @@ void gla_recurrent_forward(const GlaDims& d, const T* q, const T* k, const T* v,
       const Seq s(d, bh);
       copy_state(S, h0 ? h0 + s.state() : nullptr, K * V);
       for (int64_t t = 0; t < d.T; ++t) {
-        for (int64_t i = 0; i < K; ++i) a[i] = std::exp(g[s.x(t, K) + i]);
+        decays(K, g + s.x(t, K), a);
         step_forward(K, V, S, S, q + s.x(t, K), k + s.x(t, K), v + s.x(t, V), a, o + s.x(t, V), scale);
       }
       if (ht) std::copy(S, S + K * V, ht + s.state());
@@ -99,8 +114,7 @@ void gla_recurrent_backward(const GlaDims& d, const T* q, const T* k, const T* v
     for (int64_t bh = lo; bh < hi; ++bh) {
       const Seq s(d, bh);
       // exp(g) once per sequence: the passes below use each decay up to three times.
-      for (int64_t t = 0; t < d.T; ++t)
-        for (int64_t i = 0; i < K; ++i) decay[t * K + i] = std::exp(g[s.x(t, K) + i]);
+      for (int64_t t = 0; t < d.T; ++t) decays(K, g + s.x(t, K), decay + t * K);
       // Pass 1: the state entering every segment.
       T* S = dS;  // dS is free until pass 2
       copy_state(S, h0 ? h0 + s.state() : nullptr, KV);
