@@ -1,6 +1,6 @@
-// Group "toy": the training step of the small models people train here (the main job's MQAR
-// models and the state-tracking setting), each against raw cblas_sgemm at exactly the products
-// that step performs.
+// Group "toy": the training step of every model the main job trains (examples/studies/main.json:
+// the parity variants and the MQAR variants, at its sizes and batch), each against raw
+// cblas_sgemm at exactly the products that step performs.
 //
 // For every model: one step is run with a GEMM tracer installed (kernels/blas.h), which lists the
 // shape of every product of the forward and backward; then each distinct shape is timed with raw
@@ -25,6 +25,7 @@
 #include "rotor/core/generator.h"
 #include "rotor/kernels/blas.h"
 #include "rotor/nn/mqar.h"
+#include "rotor/nn/state_tracking.h"
 #include "rotor/nn/trainer.h"
 
 namespace bench {
@@ -35,26 +36,34 @@ using namespace rotor::nn;
 
 struct ToyModel {
   const char* name;
-  const char* task;  // "mqar" (8 key-value pairs) or "parity" (running parity of random bits)
-  int64_t vocab, seq_len, dim, layers, heads, batch;
-  const char* pe;  // "nope", "rope" or "selective_rope"
-  bool pe_bias, short_conv;
+  const char* task;  // "parity": S2 word problems, lengths 1-16; "mqar": V 64, T 32, 8 key-value pairs
+  int64_t dim, layers, heads;
+  const char* pe;  // "nope", "rope" or "selective_rope" (temperature pi on every pair, phase bias)
+  bool short_conv;
 };
 
 const ToyModel kModels[] = {
-    // name                          task      V   T   d   L  H   B   position         bias   conv
-    {"mqar_gla_nope",                "mqar",   64, 32, 64, 2, 4, 64, "nope",           false, false},
-    {"mqar_gla_rope",                "mqar",   64, 32, 64, 2, 4, 64, "rope",           false, false},
-    {"mqar_gla_selective_rope",      "mqar",   64, 32, 64, 2, 4, 64, "selective_rope", false, false},
-    {"mqar_gla_selective_rope_bias", "mqar",   64, 32, 64, 2, 4, 64, "selective_rope", true,  false},
-    {"mqar_gla_short_conv",          "mqar",   64, 32, 64, 2, 4, 64, "nope",           false, true},
-    {"mqar_gla_selective_rope_t64",  "mqar",  128, 64, 64, 2, 4, 64, "selective_rope", true,  false},
-    {"parity_gla_selective_rope",    "parity",  2, 64, 32, 1, 4, 64, "selective_rope", true,  false},
+    // name                   task      d   L  H  position          conv
+    {"parity_nope",           "parity", 32, 1, 4, "nope",           true},
+    {"parity_rope",           "parity", 32, 1, 4, "rope",           true},
+    {"parity_selective_rope", "parity", 32, 1, 4, "selective_rope", true},
+    {"mqar_nope",             "mqar",   64, 2, 4, "nope",           false},
+    {"mqar_short_conv",       "mqar",   64, 2, 4, "nope",           true},
 };
+constexpr int64_t kBatch = 64;
+
+bool is_parity(const ToyModel& m) { return std::string(m.task) == "parity"; }
+
+StateTrackingConfig parity_config() {
+  StateTrackingConfig c;
+  c.seq_len = 16;
+  c.min_len = 1;
+  return c;
+}
 
 ModelConfig model_config(const ToyModel& m) {
   ModelConfig c;
-  c.vocab_size = m.vocab;
+  c.vocab_size = is_parity(m) ? state_tracking_vocab(make_group("S2")) : 64;
   c.hidden_size = m.dim;
   c.num_hidden_layers = m.layers;
   c.num_heads = m.heads;
@@ -62,23 +71,16 @@ ModelConfig model_config(const ToyModel& m) {
   c.expand_v = 1.0;
   c.use_short_conv = m.short_conv;
   c.position_embedding.type = m.pe;
-  c.position_embedding.selective.use_bias = m.pe_bias;
+  SelectiveRopeConfig& sr = c.position_embedding.selective;
+  sr.use_bias = true;
+  sr.temp_theta = 1.0;
+  sr.temp_max = 3.14159;
   return c;
 }
 
 TokenData toy_data(const ToyModel& m, int64_t rows) {
-  if (std::string(m.task) == "mqar") return mqar_generate(MqarConfig{m.vocab, m.seq_len, 8}, rows, 0);
-  // Parity: label t is the parity of bits 0..t.
-  Generator gen(0);
-  TokenData d{Tensor::empty({rows, m.seq_len}, DType::Int64), Tensor::empty({rows, m.seq_len}, DType::Int64)};
-  int64_t *x = d.inputs.data<int64_t>(), *y = d.labels.data<int64_t>();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t t = 0, p = 0; t < m.seq_len; ++t) {
-      x[r * m.seq_len + t] = gen.next_int(0, 2);
-      p ^= x[r * m.seq_len + t];
-      y[r * m.seq_len + t] = p;
-    }
-  return d;
+  if (is_parity(m)) return state_tracking_splits(parity_config(), rows, 1, 0).train;
+  return mqar_generate(MqarConfig{64, 32, 8}, rows, 0);
 }
 
 // Seconds of one raw cblas_sgemm of this shape on packed operands, on the current OpenBLAS threads.
@@ -123,7 +125,9 @@ void bench_toy(Bench& b) {
     const std::string name = std::string("toy.") + m.name;
     Generator init(0);
     LanguageModel model(model_config(m), init);
-    BatchLoader loader(toy_data(m, 8 * m.batch), m.batch, 0);
+    TokenData data = toy_data(m, 8 * kBatch);
+    const int64_t tokens = data.inputs.numel() / 8;
+    BatchLoader loader(std::move(data), kBatch, 0);
     TrainConfig tc;
     tc.steps = 1500, tc.lr = 3e-3, tc.warmup = 100, tc.min_lr = 1e-5;
     Trainer trainer(model, loader, tc);
@@ -142,7 +146,7 @@ void bench_toy(Bench& b) {
     int distinct = 0;
     const double gemm = raw_gemm_seconds(shapes, distinct);
     b.report(name + ".step_ms", 1e3 * step, "ms");
-    b.report(name + ".tokens_per_s", double(m.batch * m.seq_len) / step, "tok/s");
+    b.report(name + ".tokens_per_s", double(tokens) / step, "tok/s");
     b.report(name + ".gemms", double(shapes.size()), "products (" + std::to_string(distinct) + " shapes)");
     b.report(name + ".raw_gemm_ms", 1e3 * gemm, "ms");
     b.report(name + ".gemm_share", gemm / step, "ratio", "raw sgemm at the step's shapes");

@@ -39,7 +39,7 @@ int main() {
   // 3. Optimizer and schedule.
   AdamW optimizer(model.named_parameters(), {.weight_decay = 0.1});
   const int64_t steps = 1000;
-  LrSchedule schedule{.lr = 1e-2, .warmup = 60, .total = steps, .min_lr = 1e-4};
+  LrSchedule schedule{.lr = 5e-3, .warmup = 60, .total = steps, .min_lr = 1e-4};
 
   // 4. The loop.
   for (int64_t step = 0; step < steps; ++step) {
