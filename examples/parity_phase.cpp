@@ -3,7 +3,7 @@
 //
 //   build/examples/parity_phase                 trains the main job's Selective RoPE parity model, then looks inside
 //   build/examples/train --task parity --layers 1 --dim 32 --heads 4 --short-conv 1 --pe selective_rope
-//       --pe-temp-theta 1 --pe-temp-max 3.14159 --pe-bias 1 --lr 1e-2 --seq-len 16 --min-len 1 --steps 2000
+//       --pe-temp-theta 1 --pe-temp-max 3.14159 --pe-bias 1 --lr 5e-3 --seq-len 16 --min-len 1 --steps 2000
 //       --save p.safetensors   (one command)
 //   build/examples/parity_phase --load p.safetensors      looks inside a model train saved
 //
@@ -38,7 +38,7 @@ using namespace rotor::nn;
 static const char* kUsage = R"(usage: parity_phase [flags]
   --load PATH    a parity checkpoint from examples/train (1-layer GLA + Selective RoPE); without it,
                  a model is trained here with the main job's settings:
-  --seq-len 16  --min-len 1 (training lengths uniform in [min-len, seq-len])  --steps 2000  --lr 1e-2
+  --seq-len 16  --min-len 1 (training lengths uniform in [min-len, seq-len])  --steps 2000  --lr 5e-3
   --seed 0  --dim 32  --heads 4  --threads 1
 )";
 
@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   const std::string load = flags.str("load", "");
   const int64_t L = flags.integer("seq-len", 16, 2, 4096), steps = flags.integer("steps", 2000, 1, 1 << 24);
   const int64_t min_len = flags.integer("min-len", 1, 0, L);
-  const double lr = flags.real("lr", 1e-2, 1e-9, 10.0);
+  const double lr = flags.real("lr", 5e-3, 1e-9, 10.0);
   const int64_t seed = flags.integer("seed", 0, 0, int64_t(1) << 40), dim = flags.integer("dim", 32, 2, 4096);
   const int64_t heads = flags.integer("heads", 4, 1, 256), threads = flags.integer("threads", 1, 0, 1024);
   flags.finish();
