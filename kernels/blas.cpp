@@ -11,6 +11,7 @@
 
 #include "rotor/core/iter.h"
 #include "rotor/core/parallel.h"
+#include "rotor/core/storage.h"
 #include "rotor/core/view.h"
 
 // OpenBLAS's runtime kernel selection (DYNAMIC_ARCH builds, as Debian's): exported, not in cblas.h.
@@ -95,6 +96,37 @@ void gemm_serial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, con
   blas_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+namespace {
+// C = alpha op(A) op(B) + beta C for a small C with a long inner dimension (a weight gradient:
+// C = dYᵀ X over every token), cut along k: slice 0 goes into C with the caller's beta, the
+// others into partials (from the storage pool) added in slice order. Cutting C instead would
+// repack the whole of op(B) for every block.
+template <class T>
+void gemm_k_slices(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+                   const T* b, int64_t ldb, T beta, T* c, int64_t ldc, double work) {
+  int64_t slices = std::min({kMaxGemmSlices, int64_t(work / kGemmBlockWork), k / kMinGemmDepth});
+  const int64_t depth = ((k + slices - 1) / slices + 15) / 16 * 16;
+  slices = (k + depth - 1) / depth;
+  const auto block = Storage::allocate(size_t((slices - 1) * m * n) * sizeof(T));
+  T* partial = static_cast<T*>(block->data());
+  parallel_blocks(slices, [&](int64_t i) {
+    const int64_t lo = i * depth, len = std::min(k, lo + depth) - lo;
+    const T* ai = a + (ta ? lo * lda : lo);
+    const T* bi = b + (tb ? lo : lo * ldb);
+    if (i == 0) blas_call(ta, tb, m, n, len, alpha, ai, lda, bi, ldb, beta, c, ldc);
+    else blas_call(ta, tb, m, n, len, alpha, ai, lda, bi, ldb, T(0), partial + (i - 1) * m * n, n);
+  });
+  parallel_for(m, std::max<int64_t>(1, kParallelGrain / (n * slices)), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r)
+      for (int64_t s = 1; s < slices; ++s) {
+        const T* p = partial + (s - 1) * m * n + r * n;
+        T* cr = c + r * ldc;
+        for (int64_t j = 0; j < n; ++j) cr[j] += p[j];
+      }
+  });
+}
+}  // namespace
+
 template <class T>
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
           int64_t ldb, T beta, T* c, int64_t ldc) {
@@ -104,29 +136,8 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
     blas_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  // A small C with a long inner dimension (a weight gradient: C = dYᵀ X over every token) is
-  // cut along k: slice 0 goes into C with the caller's beta, the others into partials added
-  // in slice order. Cutting C instead would repack the whole of op(B) for every block.
   if (k >= 4 * std::max(m, n) && k >= 2 * kMinGemmDepth) {
-    int64_t slices = std::min({kMaxGemmSlices, int64_t(work / kGemmBlockWork), k / kMinGemmDepth});
-    const int64_t depth = ((k + slices - 1) / slices + 15) / 16 * 16;
-    slices = (k + depth - 1) / depth;
-    std::vector<T> partial(size_t((slices - 1) * m * n));
-    parallel_blocks(slices, [&](int64_t i) {
-      const int64_t lo = i * depth, len = std::min(k, lo + depth) - lo;
-      const T* ai = a + (ta ? lo * lda : lo);
-      const T* bi = b + (tb ? lo : lo * ldb);
-      if (i == 0) blas_call(ta, tb, m, n, len, alpha, ai, lda, bi, ldb, beta, c, ldc);
-      else blas_call(ta, tb, m, n, len, alpha, ai, lda, bi, ldb, T(0), partial.data() + (i - 1) * m * n, n);
-    });
-    parallel_for(m, std::max<int64_t>(1, kParallelGrain / (n * slices)), [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; ++r)
-        for (int64_t s = 1; s < slices; ++s) {
-          const T* p = partial.data() + (s - 1) * m * n + r * n;
-          T* cr = c + r * ldc;
-          for (int64_t j = 0; j < n; ++j) cr[j] += p[j];
-        }
-    });
+    gemm_k_slices(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, work);
     return;
   }
   // Otherwise cut the longer side of C into equal blocks, multiples of 16 rows or columns

@@ -126,7 +126,7 @@ void bench_toy(Bench& b) {
     Generator init(0);
     LanguageModel model(model_config(m), init);
     TokenData data = toy_data(m, 8 * kBatch);
-    const int64_t tokens = data.inputs.numel() / 8;
+    const int64_t tokens = kBatch * data.inputs.size(1);
     BatchLoader loader(std::move(data), kBatch, 0);
     TrainConfig tc;
     tc.steps = 1500, tc.lr = 3e-3, tc.warmup = 100, tc.min_lr = 1e-5;
