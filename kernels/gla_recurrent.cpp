@@ -34,7 +34,7 @@ void step_forward(int64_t K, int64_t V, const T* P, T* S, const T* q, const T* k
 
 // One backward step at time t. On entry dS is dL/dS_t without the o_t term; on exit dL/dS_{t-1}.
 // cur = S_t, prev = S_{t-1}, a = exp(g_t); dv is written. The row sums that make dq, dk and dg
-// are reduced a batch of rows at a time (one haddp instead of one horizontal sum per row).
+// are reduced a batch of rows at a time (row_sums).
 template <class T>
 void step_backward(int64_t K, int64_t V, T* dS, const T* cur, const T* prev, const T* q,
                    const T* k, const T* v, const T* a_, const T* dout, T* dq, T* dk, T* dv,
@@ -64,9 +64,9 @@ void step_backward(int64_t K, int64_t V, T* dS, const T* cur, const T* prev, con
       }
       acc_q[r] = sq, acc_k[r] = sk, acc_g[r] = sg;
     }
-    store(dq + i0, scale * xsimd::haddp(acc_q), rows);
-    store(dk + i0, xsimd::haddp(acc_k), rows);
-    store(dg + i0, load(a_ + i0, rows) * xsimd::haddp(acc_g), rows);
+    store(dq + i0, scale * row_sums(acc_q), rows);
+    store(dk + i0, row_sums(acc_k), rows);
+    store(dg + i0, load(a_ + i0, rows) * row_sums(acc_g), rows);
   }
 }
 

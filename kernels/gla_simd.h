@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "rotor/kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
 
@@ -38,6 +39,20 @@ inline void store(T* p, const Vec<T>& x, int64_t n) {
 template <class T>
 inline T sum(const Vec<T>& x) {
   return xsimd::hadd(x);
+}
+
+// out[r] = sum(rows[r]) for r < width: the horizontal sums of width batches in one batch.
+// xsimd 8.1's haddp permutes the lanes of its float result on AVX-512 (lanes 2-5 and 10-13), so
+// there the rows are reduced one by one.
+template <class T>
+inline Vec<T> row_sums(const Vec<T> (&rows)[width<T>]) {
+  if constexpr (std::is_same_v<T, float> && std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
+    alignas(64) T out[width<T>];
+    for (int64_t r = 0; r < width<T>; ++r) out[r] = sum(rows[r]);
+    return Vec<T>::load_aligned(out);
+  } else {
+    return xsimd::haddp(rows);
+  }
 }
 
 // out[j] = f(in[j]...) for j < n, f called on batches.
