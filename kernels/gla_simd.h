@@ -22,18 +22,14 @@ constexpr int64_t width = int64_t(Vec<T>::size);
 template <class T>
 inline Vec<T> load(const T* p, int64_t n) {
   if (n >= width<T>) return Vec<T>::load_unaligned(p);
-  alignas(64) T buf[width<T>] = {};
-  std::memcpy(buf, p, size_t(n) * sizeof(T));
-  return Vec<T>::load_aligned(buf);
+  return load_first(p, n);
 }
 
 // Stores min(n, width) lanes of x to p.
 template <class T>
 inline void store(T* p, const Vec<T>& x, int64_t n) {
   if (n >= width<T>) return x.store_unaligned(p);
-  alignas(64) T buf[width<T>];
-  x.store_aligned(buf);
-  std::memcpy(p, buf, size_t(n) * sizeof(T));
+  store_first(p, x, n);
 }
 
 template <class T>

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 // GCC 12 flags the _mm512_undefined_* idiom inside its own AVX-512 intrinsics as
 // uninitialized wherever they inline (GCC bug 105593, fixed in 13); the pragma covers those
@@ -37,9 +38,72 @@ inline Batch<T> load_strided(const T* p, int64_t stride) {
   return Batch<T>::load_aligned(buf);
 }
 
+// Masked loads and stores of the first n lanes, where the ISA has them: a row shorter than a
+// batch (a head of 8 floats in 16 AVX-512 lanes) then costs one instruction, not a trip through a
+// buffer. The lanes past n are zero, exactly as through the buffer, so the results are the same.
+template <class T>
+constexpr bool kMaskedLanes =
+    (std::is_same_v<T, float> || std::is_same_v<T, double>) &&
+    (std::is_base_of_v<xsimd::avx512f, xsimd::default_arch> || std::is_base_of_v<xsimd::avx2, xsimd::default_arch>);
+
+#if defined(__AVX2__)
+template <class T>
+inline __m256i lane_mask_256(int64_t n) {
+  if constexpr (sizeof(T) == 4)
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  else
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+#endif
+
+// The first n (0 <= n <= batch size) lanes from contiguous p; the other lanes are zero.
+template <class T>
+inline Batch<T> load_first(const T* p, int64_t n) {
+  if constexpr (kMaskedLanes<T>) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
+      if constexpr (sizeof(T) == 4) return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p);
+      else return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p);
+    }
+#endif
+#if defined(__AVX2__)
+    if constexpr (!std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
+      if constexpr (sizeof(T) == 4) return _mm256_maskload_ps(p, lane_mask_256<T>(n));
+      else return _mm256_maskload_pd(p, lane_mask_256<T>(n));
+    }
+#endif
+  }
+  alignas(64) T buf[Batch<T>::size] = {};
+  std::memcpy(buf, p, size_t(n) * sizeof(T));
+  return Batch<T>::load_aligned(buf);
+}
+
+// Stores the first n (0 <= n <= batch size) lanes of v to contiguous p.
+template <class T>
+inline void store_first(T* p, const Batch<T>& v, int64_t n) {
+  if constexpr (kMaskedLanes<T>) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
+      if constexpr (sizeof(T) == 4) return _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v);
+      else return _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1), v);
+    }
+#endif
+#if defined(__AVX2__)
+    if constexpr (!std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
+      if constexpr (sizeof(T) == 4) return _mm256_maskstore_ps(p, lane_mask_256<T>(n), v);
+      else return _mm256_maskstore_pd(p, lane_mask_256<T>(n), v);
+    }
+#endif
+  }
+  alignas(64) T buf[Batch<T>::size];
+  v.store_aligned(buf);
+  std::memcpy(p, buf, size_t(n) * sizeof(T));
+}
+
 // The first n (< batch size) lanes from p; the other lanes are `fill`.
 template <class T>
 inline Batch<T> load_partial(const T* p, int64_t stride, int64_t n, T fill = T(0)) {
+  if (stride == 1 && fill == T(0)) return load_first(p, n);
   alignas(64) T buf[Batch<T>::size];
   for (size_t j = 0; j < Batch<T>::size; ++j) buf[j] = int64_t(j) < n ? p[int64_t(j) * stride] : fill;
   return Batch<T>::load_aligned(buf);
@@ -47,9 +111,7 @@ inline Batch<T> load_partial(const T* p, int64_t stride, int64_t n, T fill = T(0
 
 template <class T>
 inline void store_partial(T* p, const Batch<T>& v, int64_t n) {
-  alignas(64) T buf[Batch<T>::size];
-  v.store_aligned(buf);
-  std::memcpy(p, buf, size_t(n) * sizeof(T));
+  store_first(p, v, n);
 }
 
 }  // namespace rotor::kernels

@@ -1,6 +1,9 @@
 // Elementwise ops of autograd/ops.h against plain double loops: every unary and binary op on
 // random shapes (size-0 and size-1 dims included) in every memory layout, broadcasting in every
 // direction, float32 and float64, int64 where supported; comparisons, logic, where, masks.
+// First: it includes the intrinsics headers under a diagnostic pragma (see there).
+#include "rotor/kernels/simd.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -505,4 +508,30 @@ TEST_CASE("maximum, minimum, relu, softplus and logsigmoid propagate NaN from ei
         }
       }
     }
+}
+
+// ---- partial batches (kernels/simd.h) ----
+// A row shorter than a batch is loaded and stored with masks where the ISA has them: every lane
+// count from 0 to the batch size, against a plain loop, with sentinels past the end.
+#include "rotor/kernels/simd.h"
+
+template <class T>
+void check_partial_lanes() {
+  using rotor::kernels::Batch;
+  constexpr int64_t W = int64_t(Batch<T>::size);
+  for (int64_t n = 0; n <= W; ++n) {
+    CAPTURE(n);
+    std::vector<T> src(size_t(2 * W)), dst(size_t(2 * W), T(-7));
+    for (int64_t j = 0; j < 2 * W; ++j) src[size_t(j)] = T(j + 1);
+    alignas(64) T lanes[W];
+    rotor::kernels::load_first(src.data(), n).store_aligned(lanes);
+    for (int64_t j = 0; j < W; ++j) CHECK(lanes[j] == (j < n ? T(j + 1) : T(0)));
+    rotor::kernels::store_first(dst.data(), Batch<T>::load_unaligned(src.data()), n);
+    for (int64_t j = 0; j < 2 * W; ++j) CHECK(dst[size_t(j)] == (j < n ? T(j + 1) : T(-7)));
+  }
+}
+
+TEST_CASE("partial batches load the first n lanes (others zero) and store exactly n") {
+  check_partial_lanes<float>();
+  check_partial_lanes<double>();
 }
