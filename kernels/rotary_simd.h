@@ -24,17 +24,13 @@ constexpr std::size_t kAlign = xsimd::default_arch::alignment();
 template <class T>
 inline Batch<T> load_n(const T* p, int64_t n) {
   if (n == kWidth<T>) return Batch<T>::load_unaligned(p);
-  alignas(kAlign) T buf[kWidth<T>] = {};
-  for (int64_t i = 0; i < n; ++i) buf[i] = p[i];
-  return Batch<T>::load_aligned(buf);
+  return kernels::load_first(p, n);
 }
 
 template <class T>
 inline void store_n(T* p, const Batch<T>& v, int64_t n) {
   if (n == kWidth<T>) return v.store_unaligned(p);
-  alignas(kAlign) T buf[kWidth<T>];
-  v.store_aligned(buf);
-  for (int64_t i = 0; i < n; ++i) p[i] = buf[i];
+  kernels::store_first(p, v, n);
 }
 
 // Calls body(std::true_type) when every batch of a row of R complex numbers is full
