@@ -39,14 +39,31 @@ inline T sum(const Vec<T>& x) {
 
 // out[r] = sum(rows[r]) for r < width: the horizontal sums of width batches in one batch.
 // xsimd 8.1's haddp permutes the lanes of its float result on AVX-512 (lanes 2-5 and 10-13), so
-// there the rows are reduced one by one.
+// there rotor has its own reduction tree: pairwise sums within 128-bit lanes, then across them.
 template <class T>
 inline Vec<T> row_sums(const Vec<T> (&rows)[width<T>]) {
+#if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float> && std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
-    alignas(64) T out[width<T>];
-    for (int64_t r = 0; r < width<T>; ++r) out[r] = sum(rows[r]);
-    return Vec<T>::load_aligned(out);
-  } else {
+    // Within each 128-bit lane: [a0+a1, a2+a3, b0+b1, b2+b3], then [Σa, Σb, Σc, Σd] (4 partials).
+    auto pair = [](__m512 a, __m512 b) {
+      return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                           _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    };
+    __m512 quad[4];
+    for (int g = 0; g < 4; ++g) {
+      const __m512 r = rows[4 * g], s = rows[4 * g + 1], t = rows[4 * g + 2], u = rows[4 * g + 3];
+      quad[g] = pair(pair(r, s), pair(t, u));  // lane l of quad[g]: rows 4g..4g+3 over lane l
+    }
+    // Across the four 128-bit lanes: lane g of the result ends up holding rows 4g..4g+3.
+    const __m512 c = _mm512_add_ps(_mm512_shuffle_f32x4(quad[0], quad[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(quad[0], quad[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 d = _mm512_add_ps(_mm512_shuffle_f32x4(quad[2], quad[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(quad[2], quad[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(3, 1, 3, 1)));
+  } else
+#endif
+  {
     return xsimd::haddp(rows);
   }
 }

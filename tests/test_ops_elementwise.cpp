@@ -2,7 +2,7 @@
 // random shapes (size-0 and size-1 dims included) in every memory layout, broadcasting in every
 // direction, float32 and float64, int64 where supported; comparisons, logic, where, masks.
 // First: it includes the intrinsics headers under a diagnostic pragma (see there).
-#include "rotor/kernels/simd.h"
+#include "rotor/kernels/gla_simd.h"
 
 #include <doctest/doctest.h>
 
@@ -534,4 +534,30 @@ void check_partial_lanes() {
 TEST_CASE("partial batches load the first n lanes (others zero) and store exactly n") {
   check_partial_lanes<float>();
   check_partial_lanes<double>();
+}
+
+// The horizontal sums of a full set of batches (kernels/gla_simd.h), against a plain loop; the
+// values are small integers, so every summation order gives the exact sum.
+template <class T>
+void check_row_sums() {
+  using rotor::kernels::gla_simd::Vec;
+  constexpr int64_t W = rotor::kernels::gla_simd::width<T>;
+  Vec<T> rows[W];
+  alignas(64) T x[W];
+  for (int64_t r = 0; r < W; ++r) {
+    for (int64_t j = 0; j < W; ++j) x[j] = T((r * 37 + j * 11) % 23) - T(9);
+    rows[r] = Vec<T>::load_aligned(x);
+  }
+  alignas(64) T got[W];
+  rotor::kernels::gla_simd::row_sums(rows).store_aligned(got);
+  for (int64_t r = 0; r < W; ++r) {
+    T want = 0;
+    for (int64_t j = 0; j < W; ++j) want += T((r * 37 + j * 11) % 23) - T(9);
+    CHECK(got[r] == want);
+  }
+}
+
+TEST_CASE("row sums of a full set of batches: lane r is the sum of batch r") {
+  check_row_sums<float>();
+  check_row_sums<double>();
 }
