@@ -55,9 +55,13 @@ void select_blas_kernels() {
   return true;
 }();
 
-// Work (m * n * k multiply-adds) of one parallel block: about 50 µs of one core, well above
-// the cost of a task. Smaller products stay on the calling thread.
+// Work (m * n * k multiply-adds) of one slice of a long inner dimension: 20-60 µs of one core,
+// well above the cost of a task. Products under two of them stay on the calling thread.
 constexpr double kGemmBlockWork = double(int64_t(1) << 20);
+// Work of one row or column block, four times more: every block is its own OpenBLAS call, which
+// packs the other operand again; at [2048 x 64]·[64 x 256] on one core 32 blocks took 1.35x the
+// time of one call, 8 blocks 1.09x. Rows split this way round the same as one call.
+constexpr double kGemmRowBlockWork = 4 * kGemmBlockWork;
 constexpr int64_t kMaxGemmBlocks = 64;
 // Rows or columns of one block (at least; OpenBLAS's SIMD tiles divide it), and the depth of
 // one slice of the inner dimension.
@@ -144,7 +148,8 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
   // (whole SIMD tiles for OpenBLAS); the count follows from the sizes alone.
   const bool rows = m >= n;
   const int64_t side = rows ? m : n;
-  int64_t blocks = std::min({kMaxGemmBlocks, int64_t(work / kGemmBlockWork), std::max<int64_t>(2, side / kMinGemmSide)});
+  int64_t blocks = std::min({kMaxGemmBlocks, std::max<int64_t>(2, int64_t(work / kGemmRowBlockWork)),
+                             std::max<int64_t>(2, side / kMinGemmSide)});
   int64_t step = (side + blocks - 1) / blocks;
   step = std::max<int64_t>(16, (step + 15) / 16 * 16);
   blocks = (side + step - 1) / step;
