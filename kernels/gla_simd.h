@@ -1,11 +1,10 @@
 // Row helpers shared by the GLA kernels: loops over a contiguous row in xsimd batches, the last
-// partial batch going through a zero-padded buffer so that every loop body is written once, for
-// batches only, and works for any row length (60, 100, ...).
+// partial batch read with zeros past the row's end (a masked load where the ISA has one) so that
+// every loop body is written once, for batches only, and works for any row length (60, 100, ...).
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 #include "rotor/kernels/simd.h"  // xsimd, behind the GCC 12 false-positive workaround
