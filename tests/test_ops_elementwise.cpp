@@ -1,6 +1,7 @@
 // Elementwise ops of autograd/ops.h against plain double loops: every unary and binary op on
 // random shapes (size-0 and size-1 dims included) in every memory layout, broadcasting in every
-// direction, float32 and float64, int64 where supported; comparisons, logic, where, masks.
+// direction, float32 and float64, int64 where supported; comparisons, logic, where, masks; and
+// the SIMD building blocks under them (partial batches, row sums).
 // First: it includes the intrinsics headers under a diagnostic pragma (see there).
 #include "rotor/kernels/gla_simd.h"
 
@@ -513,7 +514,7 @@ TEST_CASE("maximum, minimum, relu, softplus and logsigmoid propagate NaN from ei
 // ---- partial batches (kernels/simd.h) ----
 // A row shorter than a batch is loaded and stored with masks where the ISA has them: every lane
 // count from 0 to the batch size, against a plain loop, with sentinels past the end.
-#include "rotor/kernels/simd.h"
+namespace {
 
 template <class T>
 void check_partial_lanes() {
@@ -531,6 +532,8 @@ void check_partial_lanes() {
   }
 }
 
+}  // namespace
+
 TEST_CASE("partial batches load the first n lanes (others zero) and store exactly n") {
   check_partial_lanes<float>();
   check_partial_lanes<double>();
@@ -538,6 +541,8 @@ TEST_CASE("partial batches load the first n lanes (others zero) and store exactl
 
 // The horizontal sums of a full set of batches (kernels/gla_simd.h), against a plain loop; the
 // values are small integers, so every summation order gives the exact sum.
+namespace {
+
 template <class T>
 void check_row_sums() {
   using rotor::kernels::gla_simd::Vec;
@@ -556,6 +561,8 @@ void check_row_sums() {
     CHECK(got[r] == want);
   }
 }
+
+}  // namespace
 
 TEST_CASE("row sums of a full set of batches: lane r is the sum of batch r") {
   check_row_sums<float>();
