@@ -14,6 +14,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -131,7 +132,11 @@ void bench_toy(Bench& b) {
     TrainConfig tc;
     tc.steps = 1500, tc.lr = 3e-3, tc.warmup = 100, tc.min_lr = 1e-5;
     Trainer trainer(model, loader, tc);
-    trainer.step();  // warm-up: allocator caches, first-touch pages
+    // Warm-up: allocator caches, first-touch pages, and the first tenth of a second or so of a
+    // process, in which the steps of the first model ran at the speed of one thread.
+    const auto warm_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+    do trainer.step();
+    while (std::chrono::steady_clock::now() < warm_until);
 
     std::vector<kernels::GemmShape> shapes;
     kernels::set_gemm_tracer(&shapes);
