@@ -60,8 +60,9 @@ void select_blas_kernels() {
 constexpr double kGemmBlockWork = double(int64_t(1) << 20);
 // Work of one row or column block, 16 times more (0.1-1 ms of one core): every block is its own
 // OpenBLAS call, which packs the other operand again; at [2048 x 64]·[64 x 256] on one core 32
-// blocks took 1.35x the time of one call, 8 blocks 1.09x, 2 blocks 1.02x. Rows split this way
-// round the same as one call.
+// blocks took 1.35x the time of one call, 8 blocks 1.09x, 2 blocks 1.02x. On OpenBLAS's SkylakeX
+// kernels rows split this way also round as one call does (blocks stay above its small-matrix
+// path, which sums in another order).
 constexpr double kGemmRowBlockWork = 16 * kGemmBlockWork;
 constexpr int64_t kMaxGemmBlocks = 64;
 // Rows or columns of one block (at least; OpenBLAS's SIMD tiles divide it), and the depth of
