@@ -102,7 +102,7 @@ void unary_run(const T* x, int64_t sx, T* out, int64_t n, F f) {
     for (; i + W <= n; i += W) f(Batch<T>::load_unaligned(x + i)).store_unaligned(out + i);
   else
     for (; i + W <= n; i += W) f(load_strided(x + i * sx, sx)).store_unaligned(out + i);
-  if (i < n) store_partial(out + i, f(load_partial(x + i * sx, sx, n - i, T(1))), n - i);
+  if (i < n) store_first(out + i, f(load_partial(x + i * sx, sx, n - i, T(1))), n - i);
 }
 
 template <class T, class F>
@@ -116,7 +116,7 @@ void binary_run(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t 
     for (; i + W <= n; i += W) f(load_strided(a + i * sa, sa), load_strided(b + i * sb, sb)).store_unaligned(out + i);
   }
   if (i < n)
-    store_partial(out + i, f(load_partial(a + i * sa, sa, n - i, T(1)), load_partial(b + i * sb, sb, n - i, T(1))),
+    store_first(out + i, f(load_partial(a + i * sa, sa, n - i, T(1)), load_partial(b + i * sb, sb, n - i, T(1))),
                   n - i);
 }
 

@@ -42,7 +42,7 @@ inline T sum(const Vec<T>& x) {
 template <class T>
 inline Vec<T> row_sums(const Vec<T> (&rows)[width<T>]) {
 #if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float> && std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
+  if constexpr (std::is_same_v<T, float>) {
     // Within each 128-bit lane: [a0+a1, a2+a3, b0+b1, b2+b3], then [Σa, Σb, Σc, Σd] (4 partials).
     auto pair = [](__m512 a, __m512 b) {
       return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),

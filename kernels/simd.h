@@ -41,14 +41,15 @@ inline Batch<T> load_strided(const T* p, int64_t stride) {
 // Masked loads and stores of the first n lanes, where the ISA has them: a row shorter than a
 // batch (a head of 8 floats in 16 AVX-512 lanes) then costs one instruction, not a trip through a
 // buffer. The lanes past n are zero, exactly as through the buffer, so the results are the same.
+#if defined(__AVX512F__)
 template <class T>
-constexpr bool kMaskedLanes =
-    (std::is_same_v<T, float> || std::is_same_v<T, double>) &&
-    (std::is_base_of_v<xsimd::avx512f, xsimd::default_arch> || std::is_base_of_v<xsimd::avx2, xsimd::default_arch>);
-
-#if defined(__AVX2__)
+inline auto lane_mask(int64_t n) {
+  if constexpr (sizeof(T) == 4) return __mmask16((1u << n) - 1);
+  else return __mmask8((1u << n) - 1);
+}
+#elif defined(__AVX2__)
 template <class T>
-inline __m256i lane_mask_256(int64_t n) {
+inline __m256i lane_mask(int64_t n) {
   if constexpr (sizeof(T) == 4)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   else
@@ -59,20 +60,13 @@ inline __m256i lane_mask_256(int64_t n) {
 // The first n (0 <= n <= batch size) lanes from contiguous p; the other lanes are zero.
 template <class T>
 inline Batch<T> load_first(const T* p, int64_t n) {
-  if constexpr (kMaskedLanes<T>) {
 #if defined(__AVX512F__)
-    if constexpr (std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
-      if constexpr (sizeof(T) == 4) return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p);
-      else return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p);
-    }
+  if constexpr (std::is_same_v<T, float>) return _mm512_maskz_loadu_ps(lane_mask<T>(n), p);
+  if constexpr (std::is_same_v<T, double>) return _mm512_maskz_loadu_pd(lane_mask<T>(n), p);
+#elif defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) return _mm256_maskload_ps(p, lane_mask<T>(n));
+  if constexpr (std::is_same_v<T, double>) return _mm256_maskload_pd(p, lane_mask<T>(n));
 #endif
-#if defined(__AVX2__)
-    if constexpr (!std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
-      if constexpr (sizeof(T) == 4) return _mm256_maskload_ps(p, lane_mask_256<T>(n));
-      else return _mm256_maskload_pd(p, lane_mask_256<T>(n));
-    }
-#endif
-  }
   alignas(64) T buf[Batch<T>::size] = {};
   std::memcpy(buf, p, size_t(n) * sizeof(T));
   return Batch<T>::load_aligned(buf);
@@ -81,20 +75,13 @@ inline Batch<T> load_first(const T* p, int64_t n) {
 // Stores the first n (0 <= n <= batch size) lanes of v to contiguous p.
 template <class T>
 inline void store_first(T* p, const Batch<T>& v, int64_t n) {
-  if constexpr (kMaskedLanes<T>) {
 #if defined(__AVX512F__)
-    if constexpr (std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
-      if constexpr (sizeof(T) == 4) return _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v);
-      else return _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1), v);
-    }
+  if constexpr (std::is_same_v<T, float>) return _mm512_mask_storeu_ps(p, lane_mask<T>(n), v);
+  if constexpr (std::is_same_v<T, double>) return _mm512_mask_storeu_pd(p, lane_mask<T>(n), v);
+#elif defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) return _mm256_maskstore_ps(p, lane_mask<T>(n), v);
+  if constexpr (std::is_same_v<T, double>) return _mm256_maskstore_pd(p, lane_mask<T>(n), v);
 #endif
-#if defined(__AVX2__)
-    if constexpr (!std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>) {
-      if constexpr (sizeof(T) == 4) return _mm256_maskstore_ps(p, lane_mask_256<T>(n), v);
-      else return _mm256_maskstore_pd(p, lane_mask_256<T>(n), v);
-    }
-#endif
-  }
   alignas(64) T buf[Batch<T>::size];
   v.store_aligned(buf);
   std::memcpy(p, buf, size_t(n) * sizeof(T));
@@ -103,15 +90,9 @@ inline void store_first(T* p, const Batch<T>& v, int64_t n) {
 // The first n (< batch size) lanes from p; the other lanes are `fill`.
 template <class T>
 inline Batch<T> load_partial(const T* p, int64_t stride, int64_t n, T fill = T(0)) {
-  if (stride == 1 && fill == T(0)) return load_first(p, n);
   alignas(64) T buf[Batch<T>::size];
   for (size_t j = 0; j < Batch<T>::size; ++j) buf[j] = int64_t(j) < n ? p[int64_t(j) * stride] : fill;
   return Batch<T>::load_aligned(buf);
-}
-
-template <class T>
-inline void store_partial(T* p, const Batch<T>& v, int64_t n) {
-  store_first(p, v, n);
 }
 
 }  // namespace rotor::kernels
