@@ -3,6 +3,8 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 #include <cstdio>
 #include <ctime>
 #include <vector>
@@ -96,6 +98,43 @@ void Bench::report_gflops(const std::string& name, double flops, double seconds,
   double ref = sgemm_gflops(sgemm_n);
   report(name, g, "GFLOP/s");
   report(name + "_vs_sgemm", g / ref, "ratio", "sgemm");
+}
+
+namespace {
+// Seconds of one raw cblas_sgemm of this shape on packed operands, on the current OpenBLAS threads.
+double raw_sgemm_seconds(const rotor::kernels::GemmShape& s) {
+  const int64_t lda = s.trans_a ? s.m : s.k, ldb = s.trans_b ? s.k : s.n;
+  std::vector<float> a(size_t(s.m * s.k), 0.5f), b(size_t(s.k * s.n), 0.25f), c(size_t(s.m * s.n));
+  const double work = std::max(1.0, double(s.m) * double(s.n) * double(s.k));
+  const int reps = int(std::clamp(2e7 / work, 1.0, 2000.0));  // ~0.1-1 ms per timed run
+  const double sec = time_median([&] {
+    for (int r = 0; r < reps; ++r)
+      cblas_sgemm(CblasRowMajor, s.trans_a ? CblasTrans : CblasNoTrans, s.trans_b ? CblasTrans : CblasNoTrans,
+                  blasint(s.m), blasint(s.n), blasint(s.k), 1.f, a.data(), blasint(lda), b.data(), blasint(ldb),
+                  0.f, c.data(), blasint(s.n));
+  }, 7);
+  return sec / reps;
+}
+
+}  // namespace
+
+double raw_gemm_seconds(const std::vector<rotor::kernels::GemmShape>& shapes, int& distinct) {
+  std::map<std::tuple<bool, bool, int64_t, int64_t, int64_t>, int64_t> count;
+  for (const auto& s : shapes) count[{s.trans_a, s.trans_b, s.m, s.n, s.k}] += 1;
+  distinct = int(count.size());
+  const int threads = rotor::num_threads();
+  double total = 0;
+  for (const auto& [key, n] : count) {
+    const auto [ta, tb, m, nn, k] = key;
+    const rotor::kernels::GemmShape s{ta, tb, m, nn, k, false};
+    openblas_set_num_threads(1);
+    const double one = raw_sgemm_seconds(s) / threads;
+    openblas_set_num_threads(threads);
+    const double all = threads > 1 ? raw_sgemm_seconds(s) : one;
+    total += double(n) * std::min(one, all);
+  }
+  openblas_set_num_threads(1);
+  return total;
 }
 
 }  // namespace bench

@@ -11,6 +11,7 @@
 
 #include "rotor/core/parallel.h"
 #include "rotor/core/storage.h"
+#include "rotor/kernels/blas.h"
 
 namespace bench {
 
@@ -54,6 +55,12 @@ class Bench {
 double time_median(const std::function<void()>& fn, int repeats = 5);
 void use_cpu_time(bool on);
 bool using_cpu_time();
+
+// The raw-BLAS time of a step's products: each distinct shape timed with raw cblas_sgemm on
+// packed operands, on one OpenBLAS thread and on all of rotor's threads; a shape counts the
+// better of the all-thread time and the one-thread time divided by the thread count
+// (independent products side by side). `distinct` receives the number of distinct shapes.
+double raw_gemm_seconds(const std::vector<rotor::kernels::GemmShape>& shapes, int& distinct);
 
 // Benchmark groups (one file each), selected with --filter NAME.
 void bench_core(Bench& b);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "bench.h"
 #include "rotor/nn/mqar.h"
@@ -45,6 +46,10 @@ void bench_train(Bench& b) {
   Trainer trainer(model, loader, tc);
 
   trainer.step();  // warm-up: allocator caches, first-touch pages
+  std::vector<kernels::GemmShape> shapes;
+  kernels::set_gemm_tracer(&shapes);
+  trainer.step();
+  kernels::set_gemm_tracer(nullptr);
   reset_peak_memory();
   const int64_t live_before = memory_stats().live_bytes;
   const double seconds = time_median([&] { trainer.step(); }, 3);
@@ -53,6 +58,10 @@ void bench_train(Bench& b) {
   b.report("train.step_seconds", seconds, "s");
   b.report("train.tokens_per_s", tokens / seconds, "tok/s");
   b.report_gflops("train.step", 6.0 * tokens * double(model.matmul_parameters()), seconds, 1024);
+  int distinct = 0;
+  const double gemm = raw_gemm_seconds(shapes, distinct);
+  b.report("train.raw_gemm_seconds", gemm, "s");
+  b.report("train.gemm_share", gemm / seconds, "ratio", "raw sgemm at the step's shapes");
   b.report("train.peak_memory", peak_mb, "MB");
   b.report("train.peak_memory_above_model", peak_mb - double(live_before) / (1024.0 * 1024.0), "MB");
   b.report("train.peak_rss", vm_hwm_mb(), "MB");
