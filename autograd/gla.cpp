@@ -53,6 +53,11 @@ GlaOut gla_fused(const OpDef& op, GlaForm form, const Tensor& q_in, const Tensor
   Tensor q = core::contiguous(q_in), k = core::contiguous(k_in), v = core::contiguous(v_in), g = core::contiguous(g_in);
   Tensor h0 = h0_in.defined() ? core::contiguous(h0_in) : Tensor();
   Tensor o = Tensor::empty({d.B, d.T, d.H, d.V}, q.dtype()), ht = Tensor::empty({d.B, d.H, d.K, d.V}, q.dtype());
+  const bool grad = needs_grad({q_in, k_in, v_in, g_in, h0_in});
+  // The chunked forward keeps the chunk states, which its backward would otherwise recompute.
+  Tensor saved = form == GlaForm::Chunked && grad
+                     ? Tensor::empty({kernels::gla_chunked_saved_size(d, chunk)}, q.dtype())
+                     : Tensor();
   dispatch_float(q.dtype(), op.name, [&](auto tag) {
     using T = decltype(tag);
     if (form == GlaForm::Recurrent)
@@ -60,11 +65,11 @@ GlaOut gla_fused(const OpDef& op, GlaForm form, const Tensor& q_in, const Tensor
                                         o.data<T>(), ht.data<T>(), T(s));
     else
       kernels::gla_chunked_forward<T>(d, q.data<T>(), k.data<T>(), v.data<T>(), g.data<T>(), h0.data_or_null<T>(),
-                                      o.data<T>(), ht.data<T>(), T(s), chunk);
+                                      o.data<T>(), ht.data<T>(), T(s), chunk, saved.data_or_null<T>());
   });
-  if (needs_grad({q_in, k_in, v_in, g_in, h0_in}))
+  if (grad)
     record(op, {q_in, k_in, v_in, g_in, h0_in}, {o, ht},
-           [sq = save(q), sk = save(k), sv = save(v), sg = save(g), sh = save(h0), d, s, form, chunk](
+           [sq = save(q), sk = save(k), sv = save(v), sg = save(g), sh = save(h0), saved, d, s, form, chunk](
                const TensorList& grads, const std::vector<bool>& needs) {
              const Tensor &qv = sq.get(), &kv = sk.get(), &vv = sv.get(), &gv = sg.get(), &hv = sh.get();
              Tensor dout = core::contiguous(grads[0]), dht = core::contiguous(grads[1]);
@@ -81,7 +86,7 @@ GlaOut gla_fused(const OpDef& op, GlaForm form, const Tensor& q_in, const Tensor
                  kernels::gla_chunked_backward<T>(d, qv.data<T>(), kv.data<T>(), vv.data<T>(), gv.data<T>(),
                                                   hv.data_or_null<T>(), dout.data<T>(), dht.data<T>(), dq.data<T>(),
                                                   dk.data<T>(), dv.data<T>(), dg.data<T>(), dh0.data_or_null<T>(), T(s),
-                                                  chunk);
+                                                  chunk, saved.data_or_null<T>());
              });
              return TensorList{dq, dk, dv, dg, dh0};
            });

@@ -51,21 +51,27 @@ void gla_recurrent_backward(const GlaDims& d, const T* q, const T* k, const T* v
 // ---- chunked ----------------------------------------------------------------------------------
 //
 // Same function as the recurrent kernels, evaluated chunk by chunk with OpenBLAS (any chunk >= 1;
-// T need not be a multiple). Memory beyond the outputs: backward keeps one K x V state per chunk
-// of each sequence being processed (all sequences when B*H < 8, where chunks run in parallel).
+// T need not be a multiple). The backward needs the K x V state entering every chunk of every
+// sequence. Without `saved` it recomputes them (keeping those of the sequences being processed:
+// all of them when B*H < 8, where chunks run in parallel); a forward given `saved` (of
+// gla_chunked_saved_size elements: B H (chunks + 1) K V) keeps them there and a backward given
+// the same buffer skips that pass. Both ways give bit-identical gradients.
 // dg is a within-chunk reverse sum of q ⊙ dq - k ⊙ dk (as fla's chunk_gla): accurate to rounding
 // relative to |q ⊙ dq|, so a dg that is itself ~exp(-30) times smaller is only that accurate.
 
 constexpr int64_t kGlaDefaultChunk = 64;
 
+int64_t gla_chunked_saved_size(const GlaDims& d, int64_t chunk = kGlaDefaultChunk);
+
 template <class T>
 void gla_chunked_forward(const GlaDims& d, const T* q, const T* k, const T* v, const T* g,
-                         const T* h0, T* o, T* ht, T scale, int64_t chunk = kGlaDefaultChunk);
+                         const T* h0, T* o, T* ht, T scale, int64_t chunk = kGlaDefaultChunk,
+                         T* saved = nullptr);
 
 template <class T>
 void gla_chunked_backward(const GlaDims& d, const T* q, const T* k, const T* v, const T* g,
                           const T* h0, const T* dout, const T* dht, T* dq, T* dk, T* dv, T* dg,
-                          T* dh0, T scale, int64_t chunk = kGlaDefaultChunk);
+                          T* dh0, T scale, int64_t chunk = kGlaDefaultChunk, const T* saved = nullptr);
 
 // ---- complex (the RoPE trick) -----------------------------------------------------------------
 //

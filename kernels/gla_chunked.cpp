@@ -15,8 +15,9 @@
 // sequences, else the chunk states come from the chained blocked scan of kernels/scan.h and the
 // chunks of one sequence run in parallel. Either way the work partition depends only on the sizes,
 // so results are bit-identical on any number of threads. The per-chunk GEMMs are small and kept
-// on the calling thread (serial_gemm). Backward recomputes the chunk-boundary states (K x V per
-// chunk per sequence in flight) rather than taking them from the forward.
+// on the calling thread (serial_gemm). Backward needs the state entering every chunk: a forward
+// given `saved` keeps them there; without it the backward recomputes them with the same
+// arithmetic (so both ways give the same bits).
 #include "rotor/kernels/gla_simd.h"  // first: see kernels/simd.h on the intrinsics headers
 
 #include <cmath>
@@ -105,7 +106,7 @@ struct Chunk {
         off_diagonal_factors(n, e, q, k);
         serial_gemm<T>(false, true, e - n, n, K, scale, qs, K, ks, K, T(0), &A[n * C], C);
       }
-      diagonal_block<false>(n, e, q, k, nullptr, nullptr, nullptr);
+      diagonal_block<false>(n, e, q, k, nullptr, Rows<T>{}, Rows<T>{});
     }
   }
 
@@ -114,7 +115,7 @@ struct Chunk {
   // gradient dA (scale folded in) pushed to dq_i += dA_ij k_j ⊙ exp(b_i - b_j) and
   // dk_j += dA_ij q_i ⊙ exp(b_i - b_j). Sums over k are kept per j, reduced once per row.
   template <bool kGrad>
-  void diagonal_block(int64_t n, int64_t e, Rows<const T> q, Rows<const T> k, const T* dA, T* dq, T* dk) {
+  void diagonal_block(int64_t n, int64_t e, Rows<const T> q, Rows<const T> k, const T* dA, Rows<T> dq, Rows<T> dk) {
     constexpr int64_t W = width<T>;
     for (int64_t i = n; i < e; ++i) {
       Vec<T> acc[kSub];
@@ -130,12 +131,12 @@ struct Chunk {
           if constexpr (kGrad) {
             const Vec<T> w(dA[i * C + j]);
             dqv = xsimd::fma(w, kd, dqv);
-            T* dkj = dk + j * K + kk;
+            T* dkj = dk.row(j) + kk;
             store(dkj, xsimd::fma(w, qv * dec, load(dkj, nk)), nk);
           }
           dec *= load(step + j * K + kk, nk);
         }
-        if constexpr (kGrad) store(dq + i * K + kk, load(dq + i * K + kk, nk) + dqv, nk);
+        if constexpr (kGrad) store(dq.row(i) + kk, load(dq.row(i) + kk, nk) + dqv, nk);
       }
       for (int64_t j = n; j <= i; ++j) A[i * C + j] = scale * sum(acc[j - n]);
     }
@@ -179,6 +180,13 @@ struct Args {
   }
 };
 
+// S <- diag(lam) S + kl^T v for a prepared chunk of L rows.
+template <class T>
+void update_state(const Chunk<T>& ch, int64_t L, Rows<const T> v, T* S) {
+  scale_rows(S, ch.lam, ch.K, ch.V);
+  serial_gemm<T>(true, false, ch.K, ch.V, L, T(1), ch.kl, ch.K, v.p, v.ld, T(1), S, ch.V);
+}
+
 // Forward of chunk c of sequence bh: o = qg S + A v, then S <- diag(lam) S + kl^T v unless the
 // caller has no use for it (advance = false).
 template <class T>
@@ -195,9 +203,16 @@ void forward_chunk(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T* S, 
     const int64_t e = std::min(L, n + kSub);
     serial_gemm<T>(false, false, e - n, V, e, T(1), &ch.A[n * ch.C], ch.C, v.p, v.ld, T(1), o.row(n), o.ld);
   }
-  if (!advance) return;
-  scale_rows(S, ch.lam, K, V);
-  serial_gemm<T>(true, false, K, V, L, T(1), ch.kl, K, v.p, v.ld, T(1), S, V);
+  if (advance) update_state(ch, L, v, S);
+}
+
+// S <- the state after chunk c, as forward_chunk computes it, without the outputs.
+template <class T>
+void advance_state(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T* S) {
+  const int64_t K = a.d.K, V = a.d.V, L = a.rows(c);
+  const auto k = a.at(a.k, bh, c, K), g = a.at(a.g, bh, c, K), v = a.at(a.v, bh, c, V);
+  ch.prepare(L, k, k, g, false);
+  update_state(ch, L, v, S);
 }
 
 // The state map of chunk c, S_out = diag(lam) S_in + U: writes lam (K) and U = kl^T v (K x V).
@@ -224,10 +239,9 @@ void chunk_gradient_map(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T
 // Buffers of the chunk backward beyond Chunk's own.
 template <class T>
 struct BackwardScratch {
-  T *dA, *dqc, *dkc, *db;
-  static size_t elements(int64_t C, int64_t K) { return Scratch<T>::elements(C * C, C * K, C * K, K); }
-  BackwardScratch(Scratch<T>& m, int64_t C, int64_t K)
-      : dA(m.take(C * C)), dqc(m.take(C * K)), dkc(m.take(C * K)), db(m.take(K)) {}
+  T *dA, *db;
+  static size_t elements(int64_t C, int64_t K) { return Scratch<T>::elements(C * C, K); }
+  BackwardScratch(Scratch<T>& m, int64_t C, int64_t K) : dA(m.take(C * C)), db(m.take(K)) {}
 };
 
 // Backward of chunk c of sequence bh, given the states entering (S_in) and leaving (S_out) it.
@@ -241,7 +255,9 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
   const auto v = a.at(a.v, bh, c, V);
   const auto dout = a.at(a.dout, bh, c, V);
   const auto dv = a.at(a.dv, bh, c, V);
-  T *dA = w.dA, *dqc = w.dqc, *dkc = w.dkc, *db = w.db;
+  // dq and dk are accumulated in place, in the output rows.
+  const auto dq = a.at(a.dq, bh, c, K), dk = a.at(a.dk, bh, c, K), dg = a.at(a.dg, bh, c, K);
+  T *dA = w.dA, *db = w.db;
   ch.prepare(L, q, k, g, true);
   // dA = scale do v^T, the gradient of the scores (scale folded in), on and below the diagonal
   // sub-blocks only: entries above the diagonal are never read.
@@ -250,11 +266,11 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
     serial_gemm<T>(false, true, e - n, e, V, scale, dout.row(n), dout.ld, v.p, v.ld, T(0), &dA[n * C], C);
   }
   // Inter-chunk parts: dq = scale gam ⊙ (do S_in^T), dk = el ⊙ (v dS^T).
-  serial_gemm<T>(false, true, L, K, V, T(1), dout.p, dout.ld, S_in, V, T(0), dqc, K);
-  serial_gemm<T>(false, true, L, K, V, T(1), v.p, v.ld, dS, V, T(0), dkc, K);
+  serial_gemm<T>(false, true, L, K, V, T(1), dout.p, dout.ld, S_in, V, T(0), dq.p, dq.ld);
+  serial_gemm<T>(false, true, L, K, V, T(1), v.p, v.ld, dS, V, T(0), dk.p, dk.ld);
   for (int64_t i = 0; i < L; ++i) {
-    map(K, &dqc[i * K], [scale](auto x, auto e) { return scale * x * e; }, &dqc[i * K], ch.row(ch.gam, i));
-    map(K, &dkc[i * K], [](auto x, auto e) { return x * e; }, &dkc[i * K], ch.row(ch.el, i));
+    map(K, dq.row(i), [scale](auto x, auto e) { return scale * x * e; }, dq.row(i), ch.row(ch.gam, i));
+    map(K, dk.row(i), [](auto x, auto e) { return x * e; }, dk.row(i), ch.row(ch.el, i));
   }
   // Intra-chunk parts, sub-block by sub-block, building A on the way.
   std::fill(ch.A, ch.A + C * C, T(0));
@@ -266,14 +282,14 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
       // dq_I += al ⊙ (dA_I,<n ks), dk_<n += be ⊙ (dA_I,<n^T qs).
       serial_gemm<T>(false, false, m, K, n, T(1), &dA[n * C], C, ch.ks, K, T(0), ch.tmp, K);
       for (int64_t i = n; i < e; ++i)
-        map(K, &dqc[i * K], [](auto acc, auto x, auto f) { return acc + x * f; }, &dqc[i * K],
+        map(K, dq.row(i), [](auto acc, auto x, auto f) { return acc + x * f; }, dq.row(i),
             ch.row(ch.tmp, i - n), ch.row(ch.al, i - n));
       serial_gemm<T>(true, false, n, K, m, T(1), &dA[n * C], C, ch.qs, K, T(0), ch.tmp, K);
       for (int64_t j = 0; j < n; ++j)
-        map(K, &dkc[j * K], [](auto acc, auto x, auto f) { return acc + x * f; }, &dkc[j * K],
+        map(K, dk.row(j), [](auto acc, auto x, auto f) { return acc + x * f; }, dk.row(j),
             ch.row(ch.tmp, j), ch.row(ch.be, j));
     }
-    ch.template diagonal_block<true>(n, e, q, k, dA, dqc, dkc);
+    ch.template diagonal_block<true>(n, e, q, k, dA, dq, dk);
   }
   // dv = kl dS + A^T do, the second by column block of A over the rows from the block's start.
   serial_gemm<T>(false, false, L, V, K, T(1), ch.kl, K, dS, V, T(0), dv.p, dv.ld);
@@ -285,14 +301,9 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
   // dg: reverse within-chunk cumsum of q ⊙ dq - k ⊙ dk, plus the output state's term dS ⊙ S_out.
   for (int64_t i = 0; i < K; ++i)
     db[i] = map_sum<T>(V, [](auto x, auto y) { return x * y; }, &dS[i * V], S_out + i * V);
-  const auto dq = a.at(a.dq, bh, c, K), dk = a.at(a.dk, bh, c, K), dg = a.at(a.dg, bh, c, K);
-  for (int64_t i = L - 1; i >= 0; --i) {
-    map(K, db, [](auto acc, auto qq, auto gq, auto kk, auto gk) { return acc + qq * gq - kk * gk; }, db,
-        q.row(i), &dqc[i * K], k.row(i), &dkc[i * K]);
-    std::copy(db, db + K, dg.row(i));
-    std::copy(&dqc[i * K], &dqc[(i + 1) * K], dq.row(i));
-    std::copy(&dkc[i * K], &dkc[(i + 1) * K], dk.row(i));
-  }
+  for (int64_t i = L - 1; i >= 0; --i)
+    map(K, dg.row(i), [](auto acc, auto qq, auto gq, auto kk, auto gk) { return acc + qq * gq - kk * gk; },
+        i == L - 1 ? db : dg.row(i + 1), q.row(i), dq.row(i), k.row(i), dk.row(i));
   // dS <- diag(lam) dS + qg^T do: the gradient of the state entering this chunk.
   scale_rows(dS, ch.lam, K, V);
   serial_gemm<T>(true, false, K, V, L, T(1), ch.qg, K, dout.p, dout.ld, T(1), dS, V);
@@ -301,42 +312,46 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
 // ---- sequence-parallel driver: one task per sequence (b, h) ----------------------------------
 
 template <class T>
-void forward_sequences(const Args<T>& a) {
-  const int64_t K = a.d.K, V = a.d.V;
+void forward_sequences(const Args<T>& a, T* saved) {
+  const int64_t K = a.d.K, V = a.d.V, KV = K * V, nc = a.chunks();
   parallel_for(a.d.B * a.d.H, sequences_per_block(a.d), [&](int64_t lo, int64_t hi) {
-    Scratch<T> mem(Chunk<T>::elements(a.C, K, V) + Scratch<T>::elements(K * V));
+    Scratch<T> mem(Chunk<T>::elements(a.C, K, V) + Scratch<T>::elements(KV));
     Chunk<T> ch(mem, a.C, K, V, a.scale);
-    T* S = mem.take(K * V);
+    T* S = mem.take(KV);
     for (int64_t bh = lo; bh < hi; ++bh) {
-      copy_state(S, a.h0 ? a.h0 + a.state(bh) : nullptr, K * V);
-      for (int64_t c = 0; c < a.chunks(); ++c) {
+      T* states = saved ? saved + bh * (nc + 1) * KV : nullptr;
+      copy_state(S, a.h0 ? a.h0 + a.state(bh) : nullptr, KV);
+      for (int64_t c = 0; c < nc; ++c) {
         a.prefetch(bh, c + 1, true, false);
+        if (states) std::copy(S, S + KV, states + c * KV);
         forward_chunk(a, ch, bh, c, S);
       }
-      if (a.ht) std::copy(S, S + K * V, a.ht + a.state(bh));
+      if (states) std::copy(S, S + KV, states + nc * KV);
+      if (a.ht) std::copy(S, S + KV, a.ht + a.state(bh));
     }
   });
 }
 
 template <class T>
-void backward_sequences(const Args<T>& a) {
+void backward_sequences(const Args<T>& a, const T* saved) {
   const int64_t K = a.d.K, V = a.d.V, KV = K * V, nc = a.chunks();
   parallel_for(a.d.B * a.d.H, sequences_per_block(a.d), [&](int64_t lo, int64_t hi) {
     Scratch<T> mem(Chunk<T>::elements(a.C, K, V) + BackwardScratch<T>::elements(a.C, K) +
-                   Scratch<T>::elements((nc + 1) * KV, KV, K, KV));
+                   Scratch<T>::elements(saved ? 0 : (nc + 1) * KV, KV));
     Chunk<T> ch(mem, a.C, K, V, a.scale);
     BackwardScratch<T> w(mem, a.C, K);
     // states + c KV = state entering chunk c; states + nc KV = final state.
-    T *states = mem.take((nc + 1) * KV), *dS = mem.take(KV), *lam = mem.take(K), *U = mem.take(KV);
+    T *local = saved ? nullptr : mem.take((nc + 1) * KV), *dS = mem.take(KV);
     for (int64_t bh = lo; bh < hi; ++bh) {
-      copy_state(states, a.h0 ? a.h0 + a.state(bh) : nullptr, KV);
-      for (int64_t c = 0; c < nc; ++c) {
-        a.prefetch(bh, c + 1, false, false);
-        chunk_state_map(a, ch, bh, c, lam, U);
-        T* next = states + (c + 1) * KV;
-        std::copy(next - KV, next, next);
-        scale_rows(next, lam, K, V);
-        map(KV, next, [](auto x, auto u) { return x + u; }, next, U);
+      const T* states = saved ? saved + bh * (nc + 1) * KV : local;
+      if (!saved) {  // the forward's state updates again, without the outputs
+        copy_state(local, a.h0 ? a.h0 + a.state(bh) : nullptr, KV);
+        for (int64_t c = 0; c < nc; ++c) {
+          a.prefetch(bh, c + 1, false, false);
+          T* S = local + (c + 1) * KV;
+          std::copy(S - KV, S, S);
+          advance_state(a, ch, bh, c, S);
+        }
       }
       copy_state(dS, a.dht ? a.dht + a.state(bh) : nullptr, KV);
       for (int64_t c = nc - 1; c >= 0; --c) {
@@ -394,38 +409,43 @@ void chunk_scan_states(const Args<T>& a, T* states, bool forward) {
   };
   // Only the last chunk needs its own state map: every other block's outgoing state is the carry
   // that the scan hands to the next block.
+  // The final state comes from forward_chunk's own update (advance_state without outputs), so
+  // that a forward keeping the states and a backward recomputing them agree bit for bit.
   auto rescan = [&](int64_t bh, int64_t lo, int64_t, const T* carry) {
     const bool last = lo == nc - 1;
+    T* slot = states ? states + (bh * (nc + 1) + lo) * KV : nullptr;
     if (!forward && !last) {
-      copy_state(states + (bh * (nc + 1) + lo) * KV, carry ? carry : initial(bh), KV);
+      copy_state(slot, carry ? carry : initial(bh), KV);
       return;
     }
     Scratch<T> mem = scratch();
     Chunk<T> ch(mem, a.C, K, V, a.scale);
-    T* S = states ? states + (bh * (nc + 1) + lo) * KV : mem.take(KV);
+    T* S = slot ? slot : mem.take(KV);
     copy_state(S, carry ? carry : initial(bh), KV);
-    if (forward) {
-      forward_chunk(a, ch, bh, lo, S, last && a.ht);
-      if (last && a.ht) std::copy(S, S + KV, a.ht + a.state(bh));
+    if (!last) {
+      forward_chunk(a, ch, bh, lo, S, false);
       return;
     }
-    T *final_state = S + KV, *lam = mem.take(K), *U = mem.take(KV);
-    std::copy(S, S + KV, final_state);
-    chunk_state_map(a, ch, bh, lo, lam, U);
-    scale_rows(final_state, lam, K, V);
-    map(KV, final_state, [](auto x, auto u) { return x + u; }, final_state, U);
+    T* final_state = slot ? slot + KV : S;
+    if (final_state != S) std::copy(S, S + KV, final_state);
+    if (forward) forward_chunk(a, ch, bh, lo, final_state, true);
+    else advance_state(a, ch, bh, lo, final_state);
     if (a.ht) std::copy(final_state, final_state + KV, a.ht + a.state(bh));
   };
   chained_scan<T, T>(chunk_plan(lanes, nc, false), KV, K + KV, reduce, fold, rescan);
 }
 
 template <class T>
-void backward_chunks(const Args<T>& a) {
+void backward_chunks(const Args<T>& a, const T* saved) {
   const int64_t K = a.d.K, V = a.d.V, KV = K * V;
   const int64_t lanes = a.d.B * a.d.H, nc = a.chunks();
-  Scratch<T> state_mem(Scratch<T>::elements(lanes * (nc + 1) * KV));
-  T* states = state_mem.take(size_t(lanes * (nc + 1) * KV));
-  chunk_scan_states(a, states, false);
+  Scratch<T> state_mem(Scratch<T>::elements(saved ? 0 : lanes * (nc + 1) * KV));
+  const T* states = saved;
+  if (!saved) {
+    T* local = state_mem.take(size_t(lanes * (nc + 1) * KV));
+    chunk_scan_states(a, local, false);
+    states = local;
+  }
   auto final_grad = [&](int64_t bh) { return a.dht ? a.dht + a.state(bh) : nullptr; };
   auto scratch = [&] {
     return Scratch<T>(Chunk<T>::elements(a.C, K, V) + BackwardScratch<T>::elements(a.C, K) +
@@ -464,7 +484,7 @@ void check_chunk(const GlaDims& d, int64_t chunk, const char* op) {
 
 template <class T>
 void gla_chunked_forward(const GlaDims& d, const T* q, const T* k, const T* v, const T* g,
-                         const T* h0, T* o, T* ht, T scale, int64_t chunk) {
+                         const T* h0, T* o, T* ht, T scale, int64_t chunk, T* saved) {
   check_chunk(d, chunk, "gla_chunked_forward");
   const Args<T> a{d, chunk, scale, q, k, v, g, h0, nullptr, nullptr,
                   o, ht, nullptr, nullptr, nullptr, nullptr, nullptr};
@@ -473,14 +493,14 @@ void gla_chunked_forward(const GlaDims& d, const T* q, const T* k, const T* v, c
       copy_state(ht + a.state(bh), h0 ? h0 + a.state(bh) : nullptr, a.KV());
     return;
   }
-  if (split_by_chunks(a)) chunk_scan_states<T>(a, nullptr, true);
-  else forward_sequences(a);
+  if (split_by_chunks(a)) chunk_scan_states<T>(a, saved, true);
+  else forward_sequences(a, saved);
 }
 
 template <class T>
 void gla_chunked_backward(const GlaDims& d, const T* q, const T* k, const T* v, const T* g,
                           const T* h0, const T* dout, const T* dht, T* dq, T* dk, T* dv, T* dg,
-                          T* dh0, T scale, int64_t chunk) {
+                          T* dh0, T scale, int64_t chunk, const T* saved) {
   check_chunk(d, chunk, "gla_chunked_backward");
   const Args<T> a{d, chunk, scale, q, k, v, g, h0, dout, dht, nullptr, nullptr, dq, dk, dv, dg, dh0};
   if (d.T == 0) {
@@ -488,21 +508,27 @@ void gla_chunked_backward(const GlaDims& d, const T* q, const T* k, const T* v, 
       copy_state(dh0 + a.state(bh), dht ? dht + a.state(bh) : nullptr, a.KV());
     return;
   }
-  if (split_by_chunks(a)) backward_chunks(a);
-  else backward_sequences(a);
+  if (split_by_chunks(a)) backward_chunks(a, saved);
+  else backward_sequences(a, saved);
+}
+
+int64_t gla_chunked_saved_size(const GlaDims& d, int64_t chunk) {
+  check_chunk(d, chunk, "gla_chunked_saved_size");
+  return d.B * d.H * ((d.T + chunk - 1) / chunk + 1) * d.K * d.V;
 }
 
 template void gla_chunked_forward<float>(const GlaDims&, const float*, const float*, const float*,
-                                         const float*, const float*, float*, float*, float, int64_t);
+                                         const float*, const float*, float*, float*, float, int64_t, float*);
 template void gla_chunked_forward<double>(const GlaDims&, const double*, const double*,
                                           const double*, const double*, const double*, double*,
-                                          double*, double, int64_t);
+                                          double*, double, int64_t, double*);
 template void gla_chunked_backward<float>(const GlaDims&, const float*, const float*, const float*,
                                           const float*, const float*, const float*, const float*,
-                                          float*, float*, float*, float*, float*, float, int64_t);
+                                          float*, float*, float*, float*, float*, float, int64_t,
+                                          const float*);
 template void gla_chunked_backward<double>(const GlaDims&, const double*, const double*,
                                            const double*, const double*, const double*,
                                            const double*, const double*, double*, double*, double*,
-                                           double*, double*, double, int64_t);
+                                           double*, double*, double, int64_t, const double*);
 
 }  // namespace rotor::kernels

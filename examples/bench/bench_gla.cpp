@@ -23,6 +23,7 @@ using rotor::kernels::GlaDims;
 struct GlaData {
   GlaDims d;
   std::vector<float> q, k, v, g, h0, o, ht, dout, dht, dq, dk, dv, dg, dh0;
+  std::vector<float> saved;  // the chunk states, kept by the forward for the backward (as autograd does)
   explicit GlaData(GlaDims dims) : d(dims) {
     const size_t nk = size_t(d.B * d.T * d.H * d.K), nv = size_t(d.B * d.T * d.H * d.V),
                  ns = size_t(d.B * d.H * d.K * d.V);
@@ -35,18 +36,20 @@ struct GlaData {
     fill(q, nk), fill(k, nk), fill(v, nv), fill(g, nk), fill(h0, ns), fill(dout, nv), fill(dht, ns);
     // The GLA layer's gates: logsigmoid(x) / 16.
     for (auto& x : g) x = (std::min(x, 0.f) - std::log1p(std::exp(-std::abs(x)))) / 16.f;
+    saved.resize(size_t(rotor::kernels::gla_chunked_saved_size(d)));
     o.resize(nv), ht.resize(ns), dq.resize(nk), dk.resize(nk), dv.resize(nv), dg.resize(nk), dh0.resize(ns);
   }
   float scale() const { return 1.f / std::sqrt(float(d.K)); }
 
   void chunked_forward() {
     rotor::kernels::gla_chunked_forward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(), o.data(),
-                                               ht.data(), scale());
+                                               ht.data(), scale(), rotor::kernels::kGlaDefaultChunk, saved.data());
   }
   void chunked_backward() {
     rotor::kernels::gla_chunked_backward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(),
                                                 dout.data(), dht.data(), dq.data(), dk.data(), dv.data(),
-                                                dg.data(), dh0.data(), scale());
+                                                dg.data(), dh0.data(), scale(), rotor::kernels::kGlaDefaultChunk,
+                                                saved.data());
   }
   void recurrent_forward() {
     rotor::kernels::gla_recurrent_forward<float>(d, q.data(), k.data(), v.data(), g.data(), h0.data(),
