@@ -71,15 +71,6 @@ inline int64_t allowed_keys(int64_t i, int64_t j0, int64_t nk, int64_t offset, b
   return causal ? std::min(nk, i + offset - j0 + 1) : nk;
 }
 
-template <class T>
-T lane_max(const Vec<T>& x) {
-  alignas(64) T lanes[kLanes<T>];
-  x.store_aligned(lanes);
-  T m = lanes[0];
-  for (int64_t w = 1; w < kLanes<T>; ++w) m = std::max(m, lanes[w]);
-  return m;
-}
-
 // One row of the online softmax over a key tile. On entry s[0:npad] holds the raw scores q_i·k_j,
 // of which the first `allowed` are visible; on exit it holds exp(scale·s − m') (zero where masked),
 // with the running max m and sum l updated to the new max m'. Returns the factor exp(m − m') by
@@ -95,7 +86,7 @@ T online_softmax_row(T* s, int64_t npad, int64_t allowed, T scale, T& m, T& l) {
   std::fill(s + allowed, s + npad, -inf);  // exp turns these into exact zeros
   Vec<T> vmax(-inf);
   for (int64_t j = 0; j < npad; j += W) vmax = xsimd::max(vmax, Vec<T>::load_unaligned(s + j));
-  const T m_new = std::max(m, scale * lane_max(vmax));
+  const T m_new = std::max(m, scale * reduce_max(vmax));
   const Vec<T> vscale(scale), vm(m_new);
   Vec<T> vsum(T(0));
   for (int64_t j = 0; j < npad; j += W) {
