@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "rotor/core/iter.h"
@@ -58,16 +59,20 @@ void select_blas_kernels() {
 // Work (m * n * k multiply-adds) of one slice of a long inner dimension: 20-60 µs of one core,
 // well above the cost of a task. Products under two of them stay on the calling thread.
 constexpr double kGemmBlockWork = double(int64_t(1) << 20);
-// Work of one row or column block, 16 times more (0.1-1 ms of one core): every block is its own
-// OpenBLAS call, which packs the other operand again; at [2048 x 64]·[64 x 256] on one core 32
-// blocks took 1.35x the time of one call, 8 blocks 1.09x, 2 blocks 1.02x. On OpenBLAS's SkylakeX
-// kernels rows split this way also round as one call does (blocks stay above its small-matrix
-// path, which sums in another order).
+// Work of one block of C, 16 times more (0.1-1 ms of one core): every block is its own OpenBLAS
+// call, which packs its rows of op(A) and its columns of op(B) again; at [2048 x 64]·[64 x 256]
+// on one core 32 row blocks took 1.35x the time of one call, 8 blocks 1.09x, 2 blocks 1.02x. On
+// OpenBLAS's SkylakeX kernels C cut this way also rounds as one call does (blocks stay above its
+// small-matrix path, which sums in another order).
 constexpr double kGemmRowBlockWork = 16 * kGemmBlockWork;
 constexpr int64_t kMaxGemmBlocks = 64;
-// Rows or columns of one block (at least; OpenBLAS's SIMD tiles divide it), and the depth of
-// one slice of the inner dimension.
-constexpr int64_t kMinGemmSide = 64, kMinGemmDepth = 256, kMaxGemmSlices = 8;
+// Blocks a grid reaches for by cutting the shorter side too: enough for 8 cores.
+constexpr int64_t kMinGemmGrid = 8;
+// Rows or columns of one block, at least (past the first cut in two): on one core, blocks of 128
+// rows took 1.04-1.20x the time of one call at the language model head's shapes ([8192 x 128] by
+// [128 x 8192], its two gradients), 256 rows 0.98-1.07x. And the depth of one slice of the inner
+// dimension.
+constexpr int64_t kMinGemmSide = 256, kMinGemmDepth = 256, kMaxGemmSlices = 8;
 
 std::atomic<std::vector<GemmShape>*> g_tracer{nullptr};
 std::mutex g_tracer_mutex;
@@ -103,6 +108,13 @@ void gemm_serial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, con
 }
 
 namespace {
+// A side of `side` cut into about `blocks` equal pieces, multiples of 16 (at least 16):
+// {piece length, piece count}.
+std::pair<int64_t, int64_t> even_cut(int64_t side, int64_t blocks) {
+  const int64_t step = std::max<int64_t>(16, ((side + blocks - 1) / blocks + 15) / 16 * 16);
+  return {step, (side + step - 1) / step};
+}
+
 // C = alpha op(A) op(B) + beta C for a small C with a long inner dimension (a weight gradient:
 // C = dYᵀ X over every token), cut along k: slice 0 goes into C with the caller's beta, the
 // others into partials (from the storage pool) added in slice order. Cutting C instead would
@@ -146,21 +158,24 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
     gemm_k_slices(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, work);
     return;
   }
-  // Otherwise cut the longer side of C into equal blocks, multiples of 16 rows or columns
-  // (whole SIMD tiles for OpenBLAS); the count follows from the sizes alone.
-  const bool rows = m >= n;
-  const int64_t side = rows ? m : n;
-  int64_t blocks = std::min({kMaxGemmBlocks, std::max<int64_t>(2, int64_t(work / kGemmRowBlockWork)),
-                             std::max<int64_t>(2, side / kMinGemmSide)});
-  int64_t step = (side + blocks - 1) / blocks;
-  step = std::max<int64_t>(16, (step + 15) / 16 * 16);
-  blocks = (side + step - 1) / step;
-  parallel_blocks(blocks, [&](int64_t i) {
-    const int64_t lo = i * step, len = std::min(side, lo + step) - lo;
-    if (rows)
-      blas_call(ta, tb, len, n, k, alpha, a + (ta ? lo : lo * lda), lda, b, ldb, beta, c + lo * ldc, ldc);
-    else
-      blas_call(ta, tb, m, len, k, alpha, a, lda, b + (tb ? lo * ldb : lo), ldb, beta, c + lo, ldc);
+  // Otherwise cut C into blocks, multiples of 16 rows and columns (whole SIMD tiles for OpenBLAS):
+  // the longer side into as many as the work asks for, at least two, each at least kMinGemmSide
+  // long; the shorter side too only while that gives fewer than kMinGemmGrid blocks (a square C
+  // of 1024 has four row blocks). The count follows from the sizes alone.
+  const bool rows_first = m >= n;
+  const int64_t first = rows_first ? m : n, second = rows_first ? n : m;
+  const int64_t want = std::clamp<int64_t>(int64_t(work / kGemmRowBlockWork), 2, kMaxGemmBlocks);
+  const auto [step1, count1] = even_cut(first, std::clamp<int64_t>(first / kMinGemmSide, 2, want));
+  const int64_t grid = std::min(want, kMinGemmGrid);
+  const auto [step2, count2] =
+      even_cut(second, std::clamp<int64_t>(second / kMinGemmSide, 1, (grid + count1 - 1) / count1));
+  parallel_blocks(count1 * count2, [&](int64_t i) {
+    const int64_t lo1 = (i / count2) * step1, len1 = std::min(first, lo1 + step1) - lo1;
+    const int64_t lo2 = (i % count2) * step2, len2 = std::min(second, lo2 + step2) - lo2;
+    const int64_t r0 = rows_first ? lo1 : lo2, rows = rows_first ? len1 : len2;
+    const int64_t c0 = rows_first ? lo2 : lo1, cols = rows_first ? len2 : len1;
+    blas_call(ta, tb, rows, cols, k, alpha, a + (ta ? r0 : r0 * lda), lda, b + (tb ? c0 * ldb : c0), ldb, beta,
+              c + r0 * ldc + c0, ldc);
   });
 }
 
