@@ -135,17 +135,47 @@ void cross_entropy_backward_reference(const T* logits, const int64_t* labels, co
                                : scale * (std::exp((logits[r * V + v] - m[r]) - ls[r]) - T(v == labels[r] ? 1 : 0));
 }
 
+namespace {
+// The first index of the row's largest element, as the plain loop finds it; the vector pass finds
+// the largest value, then the first element equal to it. A row with a NaN takes the plain loop.
+template <class T>
+int64_t row_argmax(const T* x, int64_t V) {
+  constexpr int64_t W = batch_size<T>();
+  int64_t i = 0;
+  T m = x[0];
+  bool nan = false;
+  if (V >= W) {
+    Batch<T> vm = Batch<T>::load_unaligned(x);
+    auto vnan = vm != vm;
+    for (i = W; i + W <= V; i += W) {
+      const Batch<T> a = Batch<T>::load_unaligned(x + i);
+      vm = xsimd::max(vm, a);
+      vnan = vnan || (a != a);
+    }
+    nan = xsimd::any(vnan);
+    m = reduce_max(vm);
+  }
+  for (; i < V; ++i) {
+    nan = nan || x[i] != x[i];
+    m = std::max(m, x[i]);
+  }
+  if (!nan)
+    for (int64_t v = 0; v < V; ++v)
+      if (x[v] == m) return v;
+  int64_t best = 0;
+  for (int64_t v = 1; v < V; ++v)
+    if (x[v] > x[best]) best = v;
+  return best;
+}
+}  // namespace
+
 template <class T>
 AccuracyCount argmax_accuracy(const T* logits, const int64_t* labels, int64_t N, int64_t V, int64_t ignore_index) {
   AccuracyCount acc;
   for (int64_t r = 0; r < N; ++r) {
     if (labels[r] == ignore_index) continue;
-    const T* x = logits + r * V;
-    int64_t best = 0;
-    for (int64_t v = 1; v < V; ++v)
-      if (x[v] > x[best]) best = v;
     acc.count += 1;
-    acc.correct += best == labels[r];
+    acc.correct += row_argmax(logits + r * V, V) == labels[r];
   }
   return acc;
 }

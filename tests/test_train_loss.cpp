@@ -194,25 +194,34 @@ TEST_CASE("fast cross-entropy kernels agree with the reference kernels and are t
 }
 
 TEST_CASE("token_accuracy counts first-argmax hits on labelled positions") {
-  Generator gen(5);
-  const int64_t N = 200, V = 7;
-  Tensor x = core::to_dtype(randint(0, 3, {N, V}, gen), DType::Float32);  // many ties
-  Tensor y = random_labels(N, V, gen);
-  std::vector<float> xv = x.to_vector<float>();
-  std::vector<int64_t> yv = y.to_vector<int64_t>();
-  int64_t correct = 0, count = 0;
-  for (int64_t n = 0; n < N; ++n) {
-    if (yv[size_t(n)] == kIgnoreIndex) continue;
-    int64_t best = 0;
-    for (int64_t v = 1; v < V; ++v)
-      if (xv[size_t(n * V + v)] > xv[size_t(n * V + best)]) best = v;
-    ++count;
-    correct += best == yv[size_t(n)];
+  // Rows shorter and longer than a SIMD batch, many ties, and rows holding a NaN (every few rows,
+  // at a varying place), where the vector path hands over to the plain loop.
+  for (int64_t V : {7, 16, 37, 64, 100}) {
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      CAPTURE(V);
+      Generator gen(5);
+      const int64_t N = 200;
+      Tensor x = core::to_dtype(randint(0, 3, {N, V}, gen), DType::Float64);
+      Tensor y = random_labels(N, V, gen);
+      std::vector<double> xv = x.to_vector<double>();
+      for (int64_t n = 0; n < N; n += 7) xv[size_t(n * V + (n / 7) % V)] = std::nan("");
+      x = core::to_dtype(from_vector<double>(xv, {N, V}), dt);
+      std::vector<int64_t> yv = y.to_vector<int64_t>();
+      int64_t correct = 0, count = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        if (yv[size_t(n)] == kIgnoreIndex) continue;
+        int64_t best = 0;
+        for (int64_t v = 1; v < V; ++v)
+          if (xv[size_t(n * V + v)] > xv[size_t(n * V + best)]) best = v;
+        ++count;
+        correct += best == yv[size_t(n)];
+      }
+      Accuracy a = token_accuracy(x, y);
+      CHECK(a.count == count);
+      CHECK(a.correct == correct);
+      CHECK(correct > 0);
+    }
   }
-  Accuracy a = token_accuracy(x, y);
-  CHECK(a.count == count);
-  CHECK(a.correct == correct);
-  CHECK(correct > 0);
 }
 
 // ---- AdamW ----
