@@ -1,5 +1,7 @@
+#include "rotor/kernels/simd.h"  // first: see there on the intrinsics headers
 #include "rotor/nn/optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -15,14 +17,21 @@ void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, double lr, double wd,
   const double bc1 = 1.0 - std::pow(o.beta1, double(t)), bc2 = 1.0 - std::pow(o.beta2, double(t));
   const T decay = T(1.0 - lr * wd), b1 = T(o.beta1), b2 = T(o.beta2), one_b1 = T(1.0 - o.beta1),
           one_b2 = T(1.0 - o.beta2), step_size = T(lr / bc1), inv_sqrt_bc2 = T(1.0 / std::sqrt(bc2)), eps = T(o.eps);
+  // SIMD batches, the last one partial (zero lanes past the end), with the fused multiply-adds
+  // spelled out: the rounding does not depend on what the compiler contracts.
+  using B = kernels::Batch<T>;
+  constexpr int64_t W = kernels::batch_size<T>();
   parallel_for(n, kBlock, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const T gi = g[i];
-      const T mi = b1 * m[i] + one_b1 * gi;
-      const T vi = b2 * v[i] + one_b2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+    for (int64_t i = lo; i < hi; i += W) {
+      const int64_t k = std::min(W, hi - i);
+      const B gi = kernels::load_first(g + i, k), mo = kernels::load_first(m + i, k),
+              vo = kernels::load_first(v + i, k), po = kernels::load_first(p + i, k);
+      const B mi = xsimd::fma(B(one_b1), gi, B(b1) * mo);
+      const B vi = xsimd::fma(B(one_b2) * gi, gi, B(b2) * vo);
+      const B pi = xsimd::fma(po, B(decay), -((B(step_size) * mi) / xsimd::fma(xsimd::sqrt(vi), B(inv_sqrt_bc2), B(eps))));
+      kernels::store_first(m + i, mi, k);
+      kernels::store_first(v + i, vi, k);
+      kernels::store_first(p + i, pi, k);
     }
   });
 }
