@@ -183,7 +183,9 @@ void rotation_angle_grad(const double* x, const double* gx, int64_t R, double* d
 TEST_SUITE("gla") {
 
 TEST_CASE("recurrent kernel equals the reference loop, forward and backward") {
-  for (GlaDims d : {GlaDims{2, 37, 3, 16, 24}, GlaDims{1, 50, 2, 60, 100}, GlaDims{1, 1, 1, 5, 3}}) {
+  // Value widths of several batches, of one AVX-512 batch of doubles (8) and of less (3).
+  for (GlaDims d : {GlaDims{2, 37, 3, 16, 24}, GlaDims{1, 50, 2, 60, 100}, GlaDims{1, 1, 1, 5, 3},
+                    GlaDims{2, 20, 2, 7, 8}}) {
     CAPTURE(d.T);
     CAPTURE(d.K);
     check_same(Problem(d, 1), Order::Recurrent, Order::Reference, 1e-13);
@@ -449,33 +451,37 @@ TEST_CASE("an empty sequence passes the state through") {
 
 TEST_CASE("float32 kernels agree with the float64 reference") {
   // float32 rounding (6e-8) accumulated over ~K + C terms per output: 1e-5 leaves a wide margin.
-  const GlaDims d{1, 100, 2, 32, 24};
-  const Problem p(d, 71);
-  const Forward ref = run_forward(p, Order::Reference);
-  const Grads gref = run_backward(p, Order::Reference);
-  const auto q = f32(p.q), k = f32(p.k), v = f32(p.v), g = f32(p.g), h0 = f32(p.h0), dout = f32(p.dout),
-             dht = f32(p.dht);
-  for (bool chunked : {false, true}) {
-    CAPTURE(chunked);
-    std::vector<float> o(p.nv()), ht(p.ns()), dq(p.nk()), dk(p.nk()), dv(p.nv()), dg(p.nk()), dh0(p.ns());
-    const float scale = float(p.scale);
-    const float *Q = q.data(), *Kp = k.data(), *Vp = v.data(), *G = g.data(), *H0 = h0.data();
-    if (chunked) {
-      gla_chunked_forward<float>(d, Q, Kp, Vp, G, H0, o.data(), ht.data(), scale);
-      gla_chunked_backward<float>(d, Q, Kp, Vp, G, H0, dout.data(), dht.data(), dq.data(), dk.data(),
-                                  dv.data(), dg.data(), dh0.data(), scale);
-    } else {
-      gla_recurrent_forward<float>(d, Q, Kp, Vp, G, H0, o.data(), ht.data(), scale);
-      gla_recurrent_backward<float>(d, Q, Kp, Vp, G, H0, dout.data(), dht.data(), dq.data(), dk.data(),
+  // Value widths of several batches, of exactly one AVX-512 batch (16) and of less (8), which
+  // the recurrent kernels keep in registers.
+  for (GlaDims d : {GlaDims{1, 100, 2, 32, 24}, GlaDims{2, 40, 2, 8, 16}, GlaDims{2, 40, 2, 4, 8}}) {
+    CAPTURE(d.V);
+    const Problem p(d, 71);
+    const Forward ref = run_forward(p, Order::Reference);
+    const Grads gref = run_backward(p, Order::Reference);
+    const auto q = f32(p.q), k = f32(p.k), v = f32(p.v), g = f32(p.g), h0 = f32(p.h0), dout = f32(p.dout),
+               dht = f32(p.dht);
+    for (bool chunked : {false, true}) {
+      CAPTURE(chunked);
+      std::vector<float> o(p.nv()), ht(p.ns()), dq(p.nk()), dk(p.nk()), dv(p.nv()), dg(p.nk()), dh0(p.ns());
+      const float scale = float(p.scale);
+      const float *Q = q.data(), *Kp = k.data(), *Vp = v.data(), *G = g.data(), *H0 = h0.data();
+      if (chunked) {
+        gla_chunked_forward<float>(d, Q, Kp, Vp, G, H0, o.data(), ht.data(), scale);
+        gla_chunked_backward<float>(d, Q, Kp, Vp, G, H0, dout.data(), dht.data(), dq.data(), dk.data(),
                                     dv.data(), dg.data(), dh0.data(), scale);
+      } else {
+        gla_recurrent_forward<float>(d, Q, Kp, Vp, G, H0, o.data(), ht.data(), scale);
+        gla_recurrent_backward<float>(d, Q, Kp, Vp, G, H0, dout.data(), dht.data(), dq.data(), dk.data(),
+                                      dv.data(), dg.data(), dh0.data(), scale);
+      }
+      CHECK(rel_rmse(f64(o), ref.o) <= 1e-5);
+      CHECK(rel_rmse(f64(ht), ref.ht) <= 1e-5);
+      CHECK(rel_rmse(f64(dq), gref.dq) <= 1e-5);
+      CHECK(rel_rmse(f64(dk), gref.dk) <= 1e-5);
+      CHECK(rel_rmse(f64(dv), gref.dv) <= 1e-5);
+      CHECK(rel_rmse(f64(dg), gref.dg) <= 1e-5);
+      CHECK(rel_rmse(f64(dh0), gref.dh0) <= 1e-5);
     }
-    CHECK(rel_rmse(f64(o), ref.o) <= 1e-5);
-    CHECK(rel_rmse(f64(ht), ref.ht) <= 1e-5);
-    CHECK(rel_rmse(f64(dq), gref.dq) <= 1e-5);
-    CHECK(rel_rmse(f64(dk), gref.dk) <= 1e-5);
-    CHECK(rel_rmse(f64(dv), gref.dv) <= 1e-5);
-    CHECK(rel_rmse(f64(dg), gref.dg) <= 1e-5);
-    CHECK(rel_rmse(f64(dh0), gref.dh0) <= 1e-5);
   }
 }
 
