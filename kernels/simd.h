@@ -135,4 +135,50 @@ inline T reduce_max(const Batch<T>& v) {
 #endif
 }
 
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols. Float tiles of 16 x 16 go through
+// AVX-512 registers (three rounds of shuffles), the rest element by element.
+template <class T>
+inline void transpose(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, int64_t ldd) {
+  int64_t r0 = 0, c0 = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (; r0 + 16 <= rows; r0 += 16)
+      for (c0 = 0; c0 + 16 <= cols; c0 += 16) {
+        __m512 x[16], t[16];
+        for (int i = 0; i < 16; ++i) x[i] = _mm512_loadu_ps(src + (r0 + i) * lds + c0);
+        // Per 128-bit lane: pairs of rows interleaved, then quadruples; x[4i + j] then holds
+        // column 4l + j of rows 4i..4i+3 in lane l.
+        for (int i = 0; i < 8; ++i) {
+          t[2 * i] = _mm512_unpacklo_ps(x[2 * i], x[2 * i + 1]);
+          t[2 * i + 1] = _mm512_unpackhi_ps(x[2 * i], x[2 * i + 1]);
+        }
+        for (int i = 0; i < 4; ++i) {
+          const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]),
+                        c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+          x[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+          x[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+          x[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+          x[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+        }
+        // Lane l of x[j], x[4 + j], x[8 + j], x[12 + j] together make output row 4l + j.
+        for (int j = 0; j < 4; ++j) {
+          const __m512 u0 = _mm512_shuffle_f32x4(x[j], x[4 + j], _MM_SHUFFLE(2, 0, 2, 0)),
+                       u1 = _mm512_shuffle_f32x4(x[j], x[4 + j], _MM_SHUFFLE(3, 1, 3, 1)),
+                       w0 = _mm512_shuffle_f32x4(x[8 + j], x[12 + j], _MM_SHUFFLE(2, 0, 2, 0)),
+                       w1 = _mm512_shuffle_f32x4(x[8 + j], x[12 + j], _MM_SHUFFLE(3, 1, 3, 1));
+          _mm512_storeu_ps(dst + (c0 + j) * ldd + r0, _mm512_shuffle_f32x4(u0, w0, _MM_SHUFFLE(2, 0, 2, 0)));
+          _mm512_storeu_ps(dst + (c0 + 4 + j) * ldd + r0, _mm512_shuffle_f32x4(u1, w1, _MM_SHUFFLE(2, 0, 2, 0)));
+          _mm512_storeu_ps(dst + (c0 + 8 + j) * ldd + r0, _mm512_shuffle_f32x4(u0, w0, _MM_SHUFFLE(3, 1, 3, 1)));
+          _mm512_storeu_ps(dst + (c0 + 12 + j) * ldd + r0, _mm512_shuffle_f32x4(u1, w1, _MM_SHUFFLE(3, 1, 3, 1)));
+        }
+      }
+    // The columns right of the last whole tile in the tiled rows, then the rows below them.
+    for (int64_t r = 0; r < r0; ++r)
+      for (int64_t c = c0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+  }
+#endif
+  for (int64_t r = r0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+}
+
 }  // namespace rotor::kernels

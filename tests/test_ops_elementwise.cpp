@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "core_test_util.h"
 
@@ -567,4 +568,47 @@ void check_row_sums() {
 TEST_CASE("row sums of a full set of batches: lane r is the sum of batch r") {
   check_row_sums<float>();
   check_row_sums<double>();
+}
+
+// kernels/simd.h's transpose and reduce_max against plain loops: tiles of 16 and the edges
+// around them, strided rows.
+namespace {
+
+template <class T>
+void check_transpose() {
+  for (int64_t rows : {1, 15, 16, 17, 33, 64})
+    for (int64_t cols : {1, 7, 16, 31, 48}) {
+      CAPTURE(rows);
+      CAPTURE(cols);
+      const int64_t lds = cols + 3, ldd = rows + 5;
+      std::vector<T> src(size_t(rows * lds)), dst(size_t(cols * ldd), T(-1));
+      for (size_t i = 0; i < src.size(); ++i) src[i] = T(i % 1000) + T(0.5);
+      rotor::kernels::transpose(src.data(), lds, rows, cols, dst.data(), ldd);
+      int64_t wrong = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        for (int64_t r = 0; r < ldd; ++r)
+          wrong += dst[size_t(c * ldd + r)] != (r < rows ? src[size_t(r * lds + c)] : T(-1));
+      CHECK(wrong == 0);
+    }
+}
+
+template <class T>
+void check_reduce_max() {
+  using B = rotor::kernels::Batch<T>;
+  constexpr int64_t W = rotor::kernels::batch_size<T>();
+  alignas(64) T x[W];
+  for (int64_t top = 0; top < W; ++top) {
+    for (int64_t j = 0; j < W; ++j) x[j] = T(-100) + T(j % 5);
+    x[top] = T(7.25);
+    CHECK(rotor::kernels::reduce_max(B::load_aligned(x)) == T(7.25));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("transpose and reduce_max equal plain loops") {
+  check_transpose<float>();
+  check_transpose<double>();
+  check_reduce_max<float>();
+  check_reduce_max<double>();
 }
