@@ -41,17 +41,18 @@ struct Chunk {
   T scale;
   // step_i = exp(g_i); gam_i = exp(b_i); el_i = exp(b_last - b_i); lam = exp(b_last);
   // qg = scale q ⊙ gam; kl = k ⊙ el; A the intra-chunk scores; al, qs, be, ks the factors of one
-  // off-diagonal row block; tmp a GEMM result.
-  T *step, *gam, *el, *lam, *qg, *kl, *A, *al, *qs, *be, *ks, *tmp;
+  // off-diagonal row block, ksT = ks transposed (K x C); tmp a GEMM result.
+  T *step, *gam, *el, *lam, *qg, *kl, *A, *al, *qs, *be, *ks, *ksT, *tmp;
 
   static size_t elements(int64_t C, int64_t K, int64_t V) {
     return Scratch<T>::elements(C * K, C * K, C * K, K, C * K, C * K, C * C, kSub * K, kSub * K, C * K,
-                                C * K, C * std::max(K, V));
+                                C * K, K * C, C * std::max(K, V));
   }
   Chunk(Scratch<T>& m, int64_t C_, int64_t K_, int64_t V_, T scale_)
       : C(C_), K(K_), V(V_), scale(scale_), step(m.take(C * K)), gam(m.take(C * K)), el(m.take(C * K)),
         lam(m.take(K)), qg(m.take(C * K)), kl(m.take(C * K)), A(m.take(C * C)), al(m.take(kSub * K)),
-        qs(m.take(kSub * K)), be(m.take(C * K)), ks(m.take(C * K)), tmp(m.take(C * std::max(K, V))) {}
+        qs(m.take(kSub * K)), be(m.take(C * K)), ks(m.take(C * K)), ksT(m.take(K * C)),
+        tmp(m.take(C * std::max(K, V))) {}
 
   T* row(T* x, int64_t i) const { return x + i * K; }
 
@@ -86,7 +87,9 @@ struct Chunk {
   }
 
   // For the row block [n, e), n >= 1: al_i = exp(b_i - b_n), qs = q ⊙ al (rows of the block) and
-  // be_j = exp(b_n - b_j), ks = k ⊙ be (rows j < n).
+  // be_j = exp(b_n - b_j), ks = k ⊙ be (rows j < n), and ks transposed into ksT: the block's
+  // scores qs ksᵀ are then a plain product (OpenBLAS multiplies A·B up to twice as fast as A·Bᵀ
+  // at these sizes).
   void off_diagonal_factors(int64_t n, int64_t e, Rows<const T> q, Rows<const T> k) {
     auto mul = [](auto x, auto y) { return x * y; };
     std::fill(al, al + K, T(1));
@@ -95,6 +98,7 @@ struct Chunk {
     std::copy(row(step, n), row(step, n + 1), row(be, n - 1));
     for (int64_t j = n - 2; j >= 0; --j) map(K, row(be, j), mul, row(be, j + 1), row(step, j + 1));
     for (int64_t j = 0; j < n; ++j) map(K, row(ks, j), mul, row(be, j), k.row(j));
+    transpose(ks, K, n, K, ksT, C);
   }
 
   // A (L x L, leading dimension C, zero above the diagonal) for the prepared chunk.
@@ -104,7 +108,7 @@ struct Chunk {
       const int64_t e = std::min(L, n + kSub);
       if (n > 0) {
         off_diagonal_factors(n, e, q, k);
-        serial_gemm<T>(false, true, e - n, n, K, scale, qs, K, ks, K, T(0), &A[n * C], C);
+        serial_gemm<T>(false, false, e - n, n, K, scale, qs, K, ksT, C, T(0), &A[n * C], C);
       }
       diagonal_block<false>(n, e, q, k, nullptr, Rows<T>{}, Rows<T>{});
     }
@@ -237,18 +241,17 @@ void chunk_gradient_map(const Args<T>& a, Chunk<T>& ch, int64_t bh, int64_t c, T
 }
 
 // Buffers of the chunk backward beyond Chunk's own. The products of rows with rows (do vᵀ,
-// do S_inᵀ, v dSᵀ, qs ksᵀ) take the second factor transposed: OpenBLAS's kernels multiply a
-// row-major A·Bᵀ at about half the speed of A·B at these sizes (64 x 64 x 64: 92 against 157
-// GFLOP/s on one core).
+// do S_inᵀ, v dSᵀ) take the second factor transposed: OpenBLAS's kernels multiply a row-major
+// A·Bᵀ at about half the speed of A·B at these sizes (64 x 64 x 64: 92 against 157 GFLOP/s on
+// one core).
 template <class T>
 struct BackwardScratch {
-  T *dA, *db, *vT, *sT, *dsT, *ksT;
+  T *dA, *db, *vT, *sT, *dsT;
   static size_t elements(int64_t C, int64_t K, int64_t V) {
-    return Scratch<T>::elements(C * C, K, V * C, K * V, K * V, K * C);
+    return Scratch<T>::elements(C * C, K, V * C, K * V, K * V);
   }
   BackwardScratch(Scratch<T>& m, int64_t C, int64_t K, int64_t V)
-      : dA(m.take(C * C)), db(m.take(K)), vT(m.take(V * C)), sT(m.take(K * V)), dsT(m.take(K * V)),
-        ksT(m.take(K * C)) {}
+      : dA(m.take(C * C)), db(m.take(K)), vT(m.take(V * C)), sT(m.take(K * V)), dsT(m.take(K * V)) {}
 };
 
 // Backward of chunk c of sequence bh, given the states entering (S_in) and leaving (S_out) it.
@@ -288,8 +291,7 @@ void backward_chunk(const Args<T>& a, Chunk<T>& ch, BackwardScratch<T>& w, int64
     const int64_t e = std::min(L, n + kSub), m = e - n;
     if (n > 0) {
       ch.off_diagonal_factors(n, e, q, k);
-      transpose(ch.ks, K, n, K, w.ksT, C);
-      serial_gemm<T>(false, false, m, n, K, scale, ch.qs, K, w.ksT, C, T(0), &ch.A[n * C], C);
+      serial_gemm<T>(false, false, m, n, K, scale, ch.qs, K, ch.ksT, C, T(0), &ch.A[n * C], C);
       // dq_I += al ⊙ (dA_I,<n ks), dk_<n += be ⊙ (dA_I,<n^T qs).
       serial_gemm<T>(false, false, m, K, n, T(1), &dA[n * C], C, ch.ks, K, T(0), ch.tmp, K);
       for (int64_t i = n; i < e; ++i)
