@@ -56,6 +56,11 @@ void step_backward(int64_t K, int64_t V, T* dS, const T* cur, const T* prev, con
                    T* dg, T scale) {
   constexpr int64_t W = width<T>;
   Vec<T> acc_q[W], acc_k[W], acc_g[W];
+  auto reduce_rows = [&](int64_t i0, int64_t rows) {
+    store(dq + i0, scale * row_sums(acc_q), rows);
+    store(dk + i0, row_sums(acc_k), rows);
+    store(dg + i0, load(a_ + i0, rows) * row_sums(acc_g), rows);
+  };
   if (V <= W) {  // one batch of values: dv stays in a register across rows (as o in step_forward)
     const Vec<T> dov = load(dout, V), vv = load(v, V);
     Vec<T> dvacc(T(0));
@@ -75,9 +80,7 @@ void step_backward(int64_t K, int64_t V, T* dS, const T* cur, const T* prev, con
         }
         acc_q[r] = sq, acc_k[r] = sk, acc_g[r] = sg;
       }
-      store(dq + i0, scale * row_sums(acc_q), rows);
-      store(dk + i0, row_sums(acc_k), rows);
-      store(dg + i0, load(a_ + i0, rows) * row_sums(acc_g), rows);
+      reduce_rows(i0, rows);
     }
     store(dv, dvacc, V);
     return;
@@ -105,9 +108,7 @@ void step_backward(int64_t K, int64_t V, T* dS, const T* cur, const T* prev, con
       }
       acc_q[r] = sq, acc_k[r] = sk, acc_g[r] = sg;
     }
-    store(dq + i0, scale * row_sums(acc_q), rows);
-    store(dk + i0, row_sums(acc_k), rows);
-    store(dg + i0, load(a_ + i0, rows) * row_sums(acc_g), rows);
+    reduce_rows(i0, rows);
   }
 }
 
