@@ -161,7 +161,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
   // Otherwise cut C into blocks, multiples of 16 rows and columns (whole SIMD tiles for OpenBLAS):
   // the longer side into as many as the work asks for, at least two, each at least kMinGemmSide
   // long; the shorter side too only while that gives fewer than kMinGemmGrid blocks (a square C
-  // of 1024 has four row blocks). The count follows from the sizes alone.
+  // of 1024 becomes 4 x 2 blocks). The count follows from the sizes alone.
   const bool rows_first = m >= n;
   const int64_t first = rows_first ? m : n, second = rows_first ? n : m;
   const int64_t want = std::clamp<int64_t>(int64_t(work / kGemmRowBlockWork), 2, kMaxGemmBlocks);

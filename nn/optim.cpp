@@ -28,7 +28,8 @@ void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, double lr, double wd,
               vo = kernels::load_first(v + i, k), po = kernels::load_first(p + i, k);
       const B mi = xsimd::fma(B(one_b1), gi, B(b1) * mo);
       const B vi = xsimd::fma(B(one_b2) * gi, gi, B(b2) * vo);
-      const B pi = xsimd::fma(po, B(decay), -((B(step_size) * mi) / xsimd::fma(xsimd::sqrt(vi), B(inv_sqrt_bc2), B(eps))));
+      const B denom = xsimd::fma(xsimd::sqrt(vi), B(inv_sqrt_bc2), B(eps));
+      const B pi = xsimd::fma(po, B(decay), -((B(step_size) * mi) / denom));
       kernels::store_first(m + i, mi, k);
       kernels::store_first(v + i, vi, k);
       kernels::store_first(p + i, pi, k);
