@@ -3,10 +3,10 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <map>
-#include <tuple>
 #include <cstdio>
 #include <ctime>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "rotor/core/parallel.h"

@@ -1,4 +1,5 @@
-// Group "gla": gated linear attention, forward + backward, chunked and recurrent (float32).
+// Group "gla": gated linear attention, forward + backward, chunked and recurrent (float32). The
+// chunked backward takes the chunk states its forward kept, as the autograd op does.
 //
 // Throughput is counted with a fixed yardstick, whatever the chunk size: the FLOPs of a chunked
 // evaluation with C = 64 done as full dense matrix products,
