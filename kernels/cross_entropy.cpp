@@ -1,3 +1,4 @@
+#include "rotor/kernels/simd.h"  // first: see there on the intrinsics headers
 #include "rotor/kernels/cross_entropy.h"
 
 #include <algorithm>
@@ -6,7 +7,6 @@
 #include <utility>
 
 #include "rotor/core/parallel.h"
-#include "rotor/kernels/simd.h"
 
 namespace rotor::kernels {
 namespace {

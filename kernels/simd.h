@@ -96,6 +96,19 @@ inline Batch<T> load_partial(const T* p, int64_t stride, int64_t n, T fill = T(0
   return Batch<T>::load_aligned(buf);
 }
 
+#if defined(__AVX__)
+// The largest lane of a 256-bit batch: halves, then quarters, then pairs.
+inline float max_lanes(__m256 a) {
+  __m128 b = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  b = _mm_max_ps(b, _mm_movehl_ps(b, b));
+  return _mm_cvtss_f32(_mm_max_ss(b, _mm_movehdup_ps(b)));
+}
+inline double max_lanes(__m256d a) {
+  const __m128d b = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+  return _mm_cvtsd_f64(_mm_max_sd(b, _mm_unpackhi_pd(b, b)));
+}
+#endif
+
 // The largest lane of v. max is exact, so any order of reduction gives the same value: a tree of
 // shuffles in registers, where a loop over stored lanes cost the attention forward's softmax rows
 // (a 16-lane scalar loop per row and key tile) about as much as their exponentials.
@@ -104,28 +117,15 @@ inline T reduce_max(const Batch<T>& v) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     const __m512 x = v;
-    const __m256 a = _mm256_max_ps(_mm512_castps512_ps256(x),
-                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
-    __m128 b = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    b = _mm_max_ps(b, _mm_movehl_ps(b, b));
-    return _mm_cvtss_f32(_mm_max_ss(b, _mm_movehdup_ps(b)));
+    return max_lanes(_mm256_max_ps(_mm512_castps512_ps256(x),
+                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
   } else {
     const __m512d x = v;
-    const __m256d a = _mm256_max_pd(_mm512_castpd512_pd256(x), _mm512_extractf64x4_pd(x, 1));
-    const __m128d b = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
-    return _mm_cvtsd_f64(_mm_max_sd(b, _mm_unpackhi_pd(b, b)));
+    return max_lanes(_mm256_max_pd(_mm512_castpd512_pd256(x), _mm512_extractf64x4_pd(x, 1)));
   }
 #elif defined(__AVX__)
-  if constexpr (std::is_same_v<T, float>) {
-    const __m256 a = v;
-    __m128 b = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    b = _mm_max_ps(b, _mm_movehl_ps(b, b));
-    return _mm_cvtss_f32(_mm_max_ss(b, _mm_movehdup_ps(b)));
-  } else {
-    const __m256d a = v;
-    const __m128d b = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
-    return _mm_cvtsd_f64(_mm_max_sd(b, _mm_unpackhi_pd(b, b)));
-  }
+  if constexpr (std::is_same_v<T, float>) return max_lanes(__m256(v));
+  else return max_lanes(__m256d(v));
 #else
   alignas(64) T lanes[Batch<T>::size];
   v.store_aligned(lanes);
