@@ -117,7 +117,7 @@ void binary_run(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t 
   }
   if (i < n)
     store_first(out + i, f(load_partial(a + i * sa, sa, n - i, T(1)), load_partial(b + i * sb, sb, n - i, T(1))),
-                  n - i);
+                n - i);
 }
 
 template <Unary op>
